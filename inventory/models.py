@@ -1,0 +1,332 @@
+"""SQLAlchemy 2.0 models: the tables of SPEC.md plus the private staging tables of a run.
+
+The public tables (``customers``, ``devices``, ``device_claims``, ``device_metadata``,
+``device_versions``, ``identifier_lookups``, ``sync_runs``, ``sync_listings``) and the views
+(``v_devices``, ``v_customer_device_counts``) are the product's interface: users' SQL and
+dashboards depend on their names. The ``sync_staging_*`` tables belong to the collector: pages
+stream into them during a run and one short transaction merges them into the public tables.
+
+The schema itself is created by Alembic migrations (``migrations/``); a test checks that these
+models and the migrations agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always binds UTC and always reads timezone-aware UTC.
+
+    SQLite has no time zone type: values are stored as UTC wall time and tagged UTC on read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: zt-inventory stores timezone-aware UTC only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base on a ``MetaData`` with a constraint naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime()}
+
+
+class Customer(Base):
+    """One company from ``customers.list``."""
+
+    __tablename__ = "customers"
+
+    company_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    partner_id: Mapped[int] = mapped_column(BigInteger)
+    company_name: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    owner_emails: Mapped[list[Any]] = mapped_column(JSON)
+    admin_emails: Mapped[list[Any]] = mapped_column(JSON)
+    terms_status: Mapped[str | None] = mapped_column(Text)
+    language_code: Mapped[str | None] = mapped_column(Text)
+    skip_welcome_email: Mapped[bool | None] = mapped_column(Boolean)
+    google_workspace_account: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    google_workspace_customer_id: Mapped[str | None] = mapped_column(Text, index=True)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Device(Base):
+    """One row per device ever seen; ``removed_at`` is NULL while it is in the newest snapshot."""
+
+    __tablename__ = "devices"
+
+    device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    partner_id: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(Text)
+    imei: Mapped[str | None] = mapped_column(Text, index=True)
+    imei2: Mapped[str | None] = mapped_column(Text, index=True)
+    meid: Mapped[str | None] = mapped_column(Text, index=True)
+    meid2: Mapped[str | None] = mapped_column(Text)
+    serial_number: Mapped[str | None] = mapped_column(Text, index=True)
+    manufacturer: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    device_type: Mapped[str | None] = mapped_column(Text)
+    chrome_os_attested_device_id: Mapped[str | None] = mapped_column(Text)
+    configuration: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class DeviceClaim(Base):
+    """One claim of a current device (a device has at most one claim per section type)."""
+
+    __tablename__ = "device_claims"
+
+    device_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("devices.device_id"), primary_key=True, autoincrement=False
+    )
+    section_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_company_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    reseller_id: Mapped[int | None] = mapped_column(BigInteger)
+    vacation_mode_start_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    vacation_mode_expire_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    additional_service: Mapped[str | None] = mapped_column(Text)
+    google_workspace_customer_id: Mapped[str | None] = mapped_column(Text, index=True)
+
+
+class DeviceMetadata(Base):
+    """One metadata entry of a current device."""
+
+    __tablename__ = "device_metadata"
+
+    device_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("devices.device_id"), primary_key=True, autoincrement=False
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncRun(Base):
+    """One sync run, from start to its final status."""
+
+    __tablename__ = "sync_runs"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    partner_id: Mapped[int | None] = mapped_column(BigInteger)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    customers_seen: Mapped[int] = mapped_column(Integer, default=0)
+    devices_seen: Mapped[int] = mapped_column(Integer, default=0)
+    devices_added: Mapped[int] = mapped_column(Integer, default=0)
+    devices_changed: Mapped[int] = mapped_column(Integer, default=0)
+    devices_removed: Mapped[int] = mapped_column(Integer, default=0)
+    devices_reappeared: Mapped[int] = mapped_column(Integer, default=0)
+    api_requests: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    unknown_fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    warnings: Mapped[list[Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncListing(Base):
+    """One listing: a findByOwner query paged to its end (or the identifier lookups of a run)."""
+
+    __tablename__ = "sync_listings"
+
+    listing_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(Integer, ForeignKey("sync_runs.run_id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32), default="find_by_owner")
+    section_type: Mapped[str | None] = mapped_column(String(64))
+    company_ids: Mapped[list[Any]] = mapped_column(JSON)
+    google_workspace_customer_ids: Mapped[list[Any]] = mapped_column(JSON)
+    total_size: Mapped[int | None] = mapped_column(Integer)
+    devices_seen: Mapped[int] = mapped_column(Integer, default=0)
+    api_requests: Mapped[int] = mapped_column(Integer, default=0)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeviceVersion(Base):
+    """Type-2 history: one row per version of a device, ``valid_to`` NULL for the current one."""
+
+    __tablename__ = "device_versions"
+    __table_args__ = (Index("ix_device_versions_device_id_valid_from", "device_id", "valid_from"),)
+
+    version_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[int] = mapped_column(BigInteger)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    run_id: Mapped[int] = mapped_column(Integer, ForeignKey("sync_runs.run_id"), index=True)
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_company_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class IdentifierLookup(Base):
+    """One identifier from ``sync.identifiers_file`` per run, and what findByIdentifier found."""
+
+    __tablename__ = "identifier_lookups"
+
+    lookup_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(Integer, ForeignKey("sync_runs.run_id"), index=True)
+    line_number: Mapped[int] = mapped_column(Integer)
+    imei: Mapped[str | None] = mapped_column(Text, index=True)
+    meid: Mapped[str | None] = mapped_column(Text)
+    serial_number: Mapped[str | None] = mapped_column(Text)
+    manufacturer: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    device_type: Mapped[str | None] = mapped_column(Text)
+    chrome_os_attested_device_id: Mapped[str | None] = mapped_column(Text)
+    found: Mapped[bool] = mapped_column(Boolean)
+    device_id: Mapped[int | None] = mapped_column(BigInteger)
+    matches: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    looked_up_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- private staging tables of a run (emptied at the start and end of every run) -------------
+
+
+class StagingDevice(Base):
+    """A device as one listing of a run saw it; content only when new or changed."""
+
+    __tablename__ = "sync_staging_devices"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    listing_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    change: Mapped[str] = mapped_column(String(16))  # same / added / changed / reappeared
+    content_hash: Mapped[str] = mapped_column(String(64))
+    partner_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(Text)
+    imei: Mapped[str | None] = mapped_column(Text)
+    imei2: Mapped[str | None] = mapped_column(Text)
+    meid: Mapped[str | None] = mapped_column(Text)
+    meid2: Mapped[str | None] = mapped_column(Text)
+    serial_number: Mapped[str | None] = mapped_column(Text)
+    manufacturer: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    device_type: Mapped[str | None] = mapped_column(Text)
+    chrome_os_attested_device_id: Mapped[str | None] = mapped_column(Text)
+    configuration: Mapped[str | None] = mapped_column(Text)
+    owner_company_id: Mapped[int | None] = mapped_column(BigInteger)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class StagingClaim(Base):
+    """A claim of a new or changed device of a run."""
+
+    __tablename__ = "sync_staging_claims"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    section_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_company_id: Mapped[int | None] = mapped_column(BigInteger)
+    reseller_id: Mapped[int | None] = mapped_column(BigInteger)
+    vacation_mode_start_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    vacation_mode_expire_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    additional_service: Mapped[str | None] = mapped_column(Text)
+    google_workspace_customer_id: Mapped[str | None] = mapped_column(Text)
+
+
+class StagingMetadata(Base):
+    """A metadata entry of a new or changed device of a run."""
+
+    __tablename__ = "sync_staging_metadata"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+
+
+class StagingCoverage(Base):
+    """An owner a run asked about, and whether its listing arrived whole.
+
+    A current device that a run did not see is marked removed only when every owner of its
+    stored claims (in the synced section types) is covered by a complete listing or has left
+    ``customers.list``.
+    """
+
+    __tablename__ = "sync_staging_coverage"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    section_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # company / workspace
+    owner_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    complete: Mapped[bool] = mapped_column(Boolean)
+
+
+class StagingCustomer(Base):
+    """A customer as ``customers.list`` returned it in a run."""
+
+    __tablename__ = "sync_staging_customers"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    company_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    partner_id: Mapped[int] = mapped_column(BigInteger)
+    company_name: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    owner_emails: Mapped[list[Any]] = mapped_column(JSON)
+    admin_emails: Mapped[list[Any]] = mapped_column(JSON)
+    terms_status: Mapped[str | None] = mapped_column(Text)
+    language_code: Mapped[str | None] = mapped_column(Text)
+    skip_welcome_email: Mapped[bool | None] = mapped_column(Boolean)
+    google_workspace_account: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    google_workspace_customer_id: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+STAGING_TABLES = (
+    StagingDevice.__table__,
+    StagingClaim.__table__,
+    StagingMetadata.__table__,
+    StagingCoverage.__table__,
+    StagingCustomer.__table__,
+)
