@@ -57,6 +57,7 @@ class DatabaseSettings:
 class SyncSettings:
     section_types: tuple[str, ...] = ("SECTION_TYPE_ZERO_TOUCH",)
     customers: tuple[int, ...] = ()
+    google_workspace_customer_ids: tuple[str, ...] = ()
     identifiers_file: str = ""
     max_removed_fraction: float = 0.2
 
@@ -195,6 +196,17 @@ def _customers(value: Any) -> tuple[int, ...]:
         raise ValueError(expected) from None
 
 
+def _workspace_ids(value: Any) -> tuple[str, ...]:
+    expected = 'a list of Google Workspace customer ids, e.g. ["C01abc2de"]'
+    try:
+        items = _list(value)
+    except ValueError:
+        raise ValueError(expected) from None
+    if not all(isinstance(i, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", i) for i in items):
+        raise ValueError(expected)
+    return tuple(dict.fromkeys(items))
+
+
 def _credentials(value: Any) -> str:
     expected = 'a path to a service-account key file, "adc" or "anonymous"'
     if not isinstance(value, str) or not value.strip():
@@ -228,6 +240,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "sync": {
         "section_types": _section_types,
         "customers": _customers,
+        "google_workspace_customer_ids": _workspace_ids,
         "identifiers_file": _str,
         "max_removed_fraction": _float(0, 1),
     },
