@@ -240,7 +240,12 @@ def to_device_rows(device: Any, partner_id: int) -> DeviceRows:
         entries = meta.get("entries") or {}
         if isinstance(entries, dict):
             metadata = [
-                {"device_id": device_id, "key": str(key), "value": _text(value)}
+                {
+                    "device_id": device_id,
+                    "key": str(key),
+                    # an empty value is a value: keep "" (NULL only for JSON null)
+                    "value": value if isinstance(value, str) or value is None else _text(value),
+                }
                 for key, value in entries.items()
             ]
         else:

@@ -1,0 +1,234 @@
+"""The merge: staging into the public tables in one short transaction.
+
+Everything that can be decided before the transaction is decided before it (classification
+while staging, removals here in :func:`stage_removals`), so the transaction itself only copies
+rows that changed. Readers see the previous snapshot until it commits and the new one after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection, Engine
+
+from inventory.models import UTCDateTime
+from inventory.staging import DEVICE_COLUMNS, REMOVAL_LISTING
+
+ACCEPTED = "('added', 'changed', 'reappeared')"
+_ACCEPTED_IDS = (
+    f"SELECT device_id FROM sync_staging_devices WHERE run_id = :r AND change IN {ACCEPTED}"
+)
+_REMOVED_IDS = "SELECT device_id FROM sync_staging_devices WHERE run_id = :r AND change = 'removed'"
+
+# A claim "matches" a coverage row when the row names its owner company or its workspace.
+_MATCHES = """
+    v.run_id = :r AND v.section_type = c.section_type AND (
+        (v.owner_kind = 'company' AND v.owner_key = CAST(c.owner_company_id AS VARCHAR(32)))
+        OR (v.owner_kind = 'workspace' AND v.owner_key = c.google_workspace_customer_id))
+"""
+
+
+def stage_removals(
+    engine: Engine,
+    run_id: int,
+    sections: Sequence[str],
+    *,
+    every_customer: bool,
+    identifiers_complete: bool,
+) -> None:
+    """Stage as ``removed`` each current device this run did not see but fully covered.
+
+    A device is covered when every owner of its stored claims (in the synced section types)
+    was asked about by a complete listing. With ``every_customer`` (the run listed all customers
+    that ``customers.list`` returned) an owner no listing asked about has left the reseller, so
+    only an incomplete listing keeps a device; otherwise an owner must be covered explicitly.
+    A device with no claim in the synced sections (found by identifier) is removed only in a
+    full run whose identifier lookups all succeeded.
+    """
+    if every_customer:
+        blocking = (
+            f"EXISTS (SELECT 1 FROM sync_staging_coverage v WHERE NOT v.complete AND {_MATCHES})"
+        )
+    else:
+        blocking = (
+            f"NOT EXISTS (SELECT 1 FROM sync_staging_coverage v WHERE v.complete AND {_MATCHES})"
+        )
+    claimless_ok = "TRUE" if every_customer and identifiers_complete else "FALSE"
+    sql = f"""
+        INSERT INTO sync_staging_devices (run_id, device_id, listing_id, change, content_hash)
+        SELECT :r, d.device_id, {REMOVAL_LISTING}, 'removed', d.content_hash
+        FROM devices d
+        WHERE d.removed_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM sync_staging_devices s
+                          WHERE s.run_id = :r AND s.device_id = d.device_id)
+          AND NOT EXISTS (SELECT 1 FROM device_claims c
+                          WHERE c.device_id = d.device_id AND c.section_type IN :sections
+                            AND {blocking})
+          AND ({claimless_ok} OR EXISTS (SELECT 1 FROM device_claims c
+                          WHERE c.device_id = d.device_id AND c.section_type IN :sections))
+    """
+    with engine.begin() as conn:
+        conn.execute(
+            text(sql).bindparams(bindparam("sections", expanding=True)),
+            {"r": run_id, "sections": list(sections)},
+        )
+
+
+def change_counts(conn: Connection | Engine, run_id: int) -> dict[str, int]:
+    """How many staged devices of the run are added / changed / reappeared / removed / same."""
+    sql = text(
+        "SELECT change, COUNT(*) FROM sync_staging_devices WHERE run_id = :r GROUP BY change"
+    )
+    if isinstance(conn, Engine):
+        with conn.connect() as c:
+            return {k: int(v) for k, v in c.execute(sql, {"r": run_id})}
+    return {k: int(v) for k, v in conn.execute(sql, {"r": run_id})}
+
+
+def current_fleet_size(engine: Engine) -> int:
+    """Devices in the current snapshot."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(text("SELECT COUNT(*) FROM devices WHERE removed_at IS NULL")).scalar_one()
+        )
+
+
+def customer_changes(conn: Connection | Engine, run_id: int) -> tuple[int, int]:
+    """(customers new to the table, current customers that left ``customers.list``)."""
+    added = text(
+        "SELECT COUNT(*) FROM sync_staging_customers s WHERE s.run_id = :r AND NOT EXISTS "
+        "(SELECT 1 FROM customers c WHERE c.company_id = s.company_id)"
+    )
+    removed = text(
+        "SELECT COUNT(*) FROM customers c WHERE c.removed_at IS NULL AND NOT EXISTS "
+        "(SELECT 1 FROM sync_staging_customers s "
+        "WHERE s.run_id = :r AND s.company_id = c.company_id)"
+    )
+    if isinstance(conn, Engine):
+        with conn.connect() as c:
+            return customer_changes(c, run_id)
+    return (
+        int(conn.execute(added, {"r": run_id}).scalar_one()),
+        int(conn.execute(removed, {"r": run_id}).scalar_one()),
+    )
+
+
+def apply(conn: Connection, run_id: int, now: datetime) -> None:
+    """Merge the run's staging into the public tables, inside the caller's transaction."""
+    params = {"r": run_id, "now": now}
+
+    def run(sql: str) -> None:
+        stmt = text(sql)
+        if ":now" in sql:
+            stmt = stmt.bindparams(bindparam("now", type_=UTCDateTime()))
+        conn.execute(stmt, params)
+
+    cols = ", ".join(DEVICE_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in (*DEVICE_COLUMNS, "raw", "content_hash"))
+    # Devices: only rows that changed are written; a re-sync of unchanged data writes none.
+    run(
+        f"""
+        INSERT INTO devices (device_id, {cols}, raw, content_hash,
+                             first_seen_at, last_changed_at, removed_at)
+        SELECT device_id, {cols}, raw, content_hash, :now, :now, NULL
+        FROM sync_staging_devices WHERE run_id = :r AND change IN {ACCEPTED}
+        ON CONFLICT (device_id) DO UPDATE SET {updates},
+            last_changed_at = excluded.last_changed_at, removed_at = NULL
+        """
+    )
+    # Claims and metadata of changed devices: upsert what is, drop what no longer is.
+    run(
+        f"""
+        DELETE FROM device_claims WHERE device_id IN ({_ACCEPTED_IDS})
+          AND NOT EXISTS (SELECT 1 FROM sync_staging_claims s WHERE s.run_id = :r
+                          AND s.device_id = device_claims.device_id
+                          AND s.section_type = device_claims.section_type)
+        """
+    )
+    claim_cols = (
+        "owner_company_id, reseller_id, vacation_mode_start_time, vacation_mode_expire_time, "
+        "additional_service, google_workspace_customer_id"
+    )
+    claim_updates = ", ".join(f"{c} = excluded.{c}" for c in claim_cols.split(", "))
+    run(
+        f"""
+        INSERT INTO device_claims (device_id, section_type, {claim_cols})
+        SELECT device_id, section_type, {claim_cols} FROM sync_staging_claims
+        WHERE run_id = :r AND device_id IN ({_ACCEPTED_IDS})
+        ON CONFLICT (device_id, section_type) DO UPDATE SET {claim_updates}
+        """
+    )
+    run(
+        f"""
+        DELETE FROM device_metadata WHERE device_id IN ({_ACCEPTED_IDS})
+          AND NOT EXISTS (SELECT 1 FROM sync_staging_metadata s WHERE s.run_id = :r
+                          AND s.device_id = device_metadata.device_id
+                          AND s.key = device_metadata.key)
+        """
+    )
+    run(
+        f"""
+        INSERT INTO device_metadata (device_id, key, value)
+        SELECT device_id, key, value FROM sync_staging_metadata
+        WHERE run_id = :r AND device_id IN ({_ACCEPTED_IDS})
+        ON CONFLICT (device_id, key) DO UPDATE SET value = excluded.value
+        """
+    )
+    # History: close the open version of every device that changed or left, open a new one.
+    run(
+        f"""
+        UPDATE device_versions SET valid_to = :now
+        WHERE valid_to IS NULL AND (device_id IN ({_ACCEPTED_IDS}) OR device_id IN ({_REMOVED_IDS}))
+        """
+    )
+    run(
+        f"""
+        INSERT INTO device_versions (device_id, valid_from, valid_to, run_id, removed,
+                                     owner_company_id, content_hash, raw)
+        SELECT device_id, :now, NULL, :r, FALSE, owner_company_id, content_hash, raw
+        FROM sync_staging_devices WHERE run_id = :r AND change IN {ACCEPTED}
+        """
+    )
+    run(
+        f"""
+        INSERT INTO device_versions (device_id, valid_from, valid_to, run_id, removed,
+                                     owner_company_id, content_hash, raw)
+        SELECT d.device_id, :now, NULL, :r, TRUE, NULL, d.content_hash, d.raw
+        FROM devices d WHERE d.device_id IN ({_REMOVED_IDS})
+        """
+    )
+    # Removals: nothing is deleted from devices; claims and metadata are of current devices only.
+    run(f"UPDATE devices SET removed_at = :now WHERE device_id IN ({_REMOVED_IDS})")
+    run(f"DELETE FROM device_claims WHERE device_id IN ({_REMOVED_IDS})")
+    run(f"DELETE FROM device_metadata WHERE device_id IN ({_REMOVED_IDS})")
+    _apply_customers(run)
+
+
+def _apply_customers(run: Callable[[str], None]) -> None:
+    cols = (
+        "partner_id, company_name, name, owner_emails, admin_emails, terms_status, "
+        "language_code, skip_welcome_email, google_workspace_account, "
+        "google_workspace_customer_id, raw, content_hash"
+    )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols.split(", "))
+    run(
+        f"""
+        INSERT INTO customers (company_id, {cols}, first_seen_at, last_changed_at, removed_at)
+        SELECT company_id, {cols}, :now, :now, NULL FROM sync_staging_customers s
+        WHERE s.run_id = :r AND NOT EXISTS (
+            SELECT 1 FROM customers c WHERE c.company_id = s.company_id
+              AND c.content_hash = s.content_hash AND c.removed_at IS NULL)
+        ON CONFLICT (company_id) DO UPDATE SET {updates},
+            last_changed_at = excluded.last_changed_at, removed_at = NULL
+        """
+    )
+    run(
+        """
+        UPDATE customers SET removed_at = :now
+        WHERE removed_at IS NULL AND NOT EXISTS (
+            SELECT 1 FROM sync_staging_customers s
+            WHERE s.run_id = :r AND s.company_id = customers.company_id)
+        """
+    )
