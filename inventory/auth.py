@@ -66,7 +66,7 @@ class HttpxRequest(ga_transport.Request):
                 method, url, content=body, headers=headers, timeout=timeout or 30.0
             )
         except httpx.HTTPError as exc:
-            raise google.auth.exceptions.TransportError(
+            raise google.auth.exceptions.TransportError(  # type: ignore[no-untyped-call]
                 f"token endpoint unreachable: {type(exc).__name__}"
             ) from None
         return _Response(response)
@@ -109,7 +109,10 @@ def load_credentials(spec: str) -> Credentials | None:
             "JSON key of the service account linked in the zero-touch portal"
         )
     try:
-        return service_account.Credentials.from_service_account_info(info, scopes=[SCOPE])  # type: ignore[no-any-return]
+        loaded: Credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+            info, scopes=[SCOPE]
+        )
+        return loaded
     except (ValueError, KeyError) as exc:
         missing = str(exc).split(":")[0][:120]
         raise AuthError(
@@ -140,7 +143,7 @@ class GoogleAuth(httpx.Auth):
             # ``valid`` is False shortly before expiry too (google-auth's refresh threshold).
             if force or not creds.valid:
                 try:
-                    creds.refresh(self._request)
+                    creds.refresh(self._request)  # type: ignore[no-untyped-call]
                 except google.auth.exceptions.TransportError as exc:
                     raise RetriableApiError(f"token refresh failed: {exc}") from None
                 except google.auth.exceptions.RefreshError as exc:

@@ -323,10 +323,13 @@ class StagingCustomer(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
 
 
-STAGING_TABLES = (
-    StagingDevice.__table__,
-    StagingClaim.__table__,
-    StagingMetadata.__table__,
-    StagingCoverage.__table__,
-    StagingCustomer.__table__,
+STAGING_TABLES = tuple(
+    Base.metadata.tables[name]
+    for name in (
+        "sync_staging_devices",
+        "sync_staging_claims",
+        "sync_staging_metadata",
+        "sync_staging_coverage",
+        "sync_staging_customers",
+    )
 )

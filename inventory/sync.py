@@ -401,7 +401,11 @@ class _Run:
         tasks: list[_Task] = []
         number = 0
         for section in self.settings.sync.section_types:
-            for kind, ids in (("company", company_ids), ("workspace", workspace_ids)):
+            owners: tuple[tuple[str, list[Any]], ...] = (
+                ("company", list(company_ids)),
+                ("workspace", list(workspace_ids)),
+            )
+            for kind, ids in owners:
                 if not ids:
                     continue
                 size = max(1, min(MAX_IDS_PER_LISTING, math.ceil(len(ids) / workers)))

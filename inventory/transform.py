@@ -211,7 +211,7 @@ def to_device_rows(device: Any, partner_id: int) -> DeviceRows:
             warnings.append(f"device {device_id}: more than one {section} claim; kept the first")
             continue
         seen_sections.add(section)
-        claim_row = {
+        claim_row: dict[str, Any] = {
             "device_id": device_id,
             "section_type": section,
             "owner_company_id": _optional_int64(
