@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
@@ -85,6 +86,20 @@ def change_counts(conn: Connection | Engine, run_id: int) -> dict[str, int]:
         with conn.connect() as c:
             return {k: int(v) for k, v in c.execute(sql, {"r": run_id})}
     return {k: int(v) for k, v in conn.execute(sql, {"r": run_id})}
+
+
+def preview(engine: Engine, run_id: int, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` staged changes of each kind: what a dry run would apply."""
+    sql = text(
+        "SELECT device_id, change, imei, serial_number, owner_company_id "
+        "FROM sync_staging_devices WHERE run_id = :r AND change = :c ORDER BY device_id"
+    )
+    rows: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        for change in ("added", "changed", "reappeared", "removed"):
+            found = conn.execute(sql, {"r": run_id, "c": change})
+            rows += [dict(r) for r in found.mappings().fetchmany(limit)]
+    return rows
 
 
 def current_fleet_size(engine: Engine) -> int:

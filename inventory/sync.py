@@ -53,6 +53,7 @@ MAX_IDS_PER_LISTING = 100
 LISTINGS_PER_WORKER = 4
 QUEUE_PAGES_PER_WORKER = 2
 MAX_WARNINGS_KEPT = 50
+PREVIEW_ROWS = 20
 
 
 class Cancelled(InventoryError):
@@ -101,6 +102,7 @@ class SyncResult:
     identifiers_looked_up: int = 0
     identifiers_found: int = 0
     error: str | None = None
+    preview: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -652,6 +654,7 @@ class _Run:
         self.result.finished_at = datetime.now(UTC)
         self._collect_counters()
         if self.dry_run:
+            self.result.preview = merge.preview(self.engine, run_id, PREVIEW_ROWS)
             staging.clear(self.engine, run_id)
             return
         with self.engine.begin() as conn:

@@ -306,14 +306,19 @@ def test_retries_exhausted_fail_the_run_and_apply_nothing(
 def test_dry_run_writes_nothing(emu: Emulator, engine: Engine, db_url: str) -> None:
     settings = settings_for(emu, db_url)
     assert sync(emu, settings).ok
-    emu.set_metadata(_owned(emu, _big_customer(emu))[0], {"k": "v"})
-    emu.remove_device(_owned(emu, _big_customer(emu))[1])
+    changed, gone = _owned(emu, _big_customer(emu))[:2]
+    emu.set_metadata(changed, {"k": "v"})
+    emu.remove_device(gone)
     before = snapshot(engine)
     runs = _scalar(engine, "SELECT COUNT(*) FROM sync_runs")
     dry = sync(emu, settings, dry_run=True)
     assert dry.ok
     assert dry.dry_run
     assert (dry.devices_changed, dry.devices_removed) == (1, 1)
+    assert {(p["device_id"], p["change"]) for p in dry.preview} == {
+        (changed, "changed"),
+        (gone, "removed"),
+    }
     assert snapshot(engine) == before
     assert _scalar(engine, "SELECT COUNT(*) FROM sync_runs") == runs
     assert _scalar(engine, "SELECT COUNT(*) FROM sync_staging_devices") == 0
