@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -274,7 +275,7 @@ def test_mass_removal_guard(emu: Emulator, engine: Engine, db_url: str) -> None:
 def test_transient_faults_end_in_the_exact_fleet(
     emu: Emulator, engine: Engine, db_url: str, faults: FaultConfig
 ) -> None:
-    emu.faults = faults
+    emu.faults = copy.deepcopy(faults)  # the scripted list is consumed as it is used
     sleep = FakeSleep()
     result = sync(emu, settings_for(emu, db_url), sleep=sleep)
     assert result.ok, result.error
