@@ -14,7 +14,8 @@ run, 2 for bad usage or configuration)::
     ├── SchemaMismatchError    the database is not at the schema this code expects (exit 2)
     ├── LockedError            another run holds the database's writer lock (exit 1)
     ├── MassRemovalError       a run would remove more than ``sync.max_removed_fraction`` (exit 1)
-    └── ReadOnlyError          a write was attempted through the read-only ``sql`` command (exit 1)
+    ├── ReadOnlyError          a write was attempted through the read-only ``sql`` command (exit 1)
+    └── CancelledError         the caller stopped a run (SIGINT/SIGTERM); nothing was applied
 """
 
 from __future__ import annotations
@@ -85,3 +86,7 @@ class MassRemovalError(InventoryError):
 
 class ReadOnlyError(InventoryError):
     """The ``sql`` command refused a statement that writes."""
+
+
+class CancelledError(InventoryError):
+    """The caller asked the run to stop; nothing was applied."""

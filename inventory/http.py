@@ -24,7 +24,13 @@ from typing import Any
 
 import httpx
 
-from inventory.errors import ApiError, AuthError, FatalApiError, RetriableApiError
+from inventory.errors import (
+    ApiError,
+    AuthError,
+    CancelledError,
+    FatalApiError,
+    RetriableApiError,
+)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE_S = 0.5
@@ -214,7 +220,7 @@ class ApiTransport:
         attempt = 0
         while True:
             if self.should_stop is not None and self.should_stop():
-                raise FatalApiError(f"{what}: cancelled")
+                raise CancelledError("cancelled")
             error: ApiError
             self.limiter.acquire()
             try:

@@ -32,8 +32,8 @@ from inventory.db import check_revision
 from inventory.errors import (
     ApiError,
     AuthError,
+    CancelledError,
     ConfigError,
-    InventoryError,
     ListingError,
     MassRemovalError,
 )
@@ -54,10 +54,6 @@ LISTINGS_PER_WORKER = 4
 QUEUE_PAGES_PER_WORKER = 2
 MAX_WARNINGS_KEPT = 50
 PREVIEW_ROWS = 20
-
-
-class Cancelled(InventoryError):
-    """The caller asked the run to stop; nothing was applied."""
 
 
 @dataclass
@@ -255,7 +251,7 @@ class _Run:
         try:
             self._fetch_and_stage(run_id)
             self._finish(run_id)
-        except (ApiError, ListingError, MassRemovalError, Cancelled) as exc:
+        except (ApiError, ListingError, MassRemovalError, CancelledError) as exc:
             self._fail(run_id, str(exc))
         except BaseException as exc:
             self._fail(run_id, f"{type(exc).__name__}: {exc}")
@@ -379,7 +375,7 @@ class _Run:
             self.progress.customers_done = counted
             self._notify()
             if self.stopping():
-                raise Cancelled("cancelled")
+                raise CancelledError("cancelled")
         if counted != (total or 0):
             raise ListingError(
                 f"customers.list returned {counted} customers but totalSize said {total or 0}; "
@@ -493,7 +489,7 @@ class _Run:
         try:
             while remaining:
                 if self.stopping():
-                    raise Cancelled("cancelled")
+                    raise CancelledError("cancelled")
                 try:
                     kind, task, payload = inbox.get(timeout=0.2)
                 except queue.Empty:
@@ -569,7 +565,7 @@ class _Run:
             self.identifiers_complete = False
             self._record_lookup(task, lookups.pop(task.line, None), str(exc))
             return
-        if isinstance(exc, ApiError):
+        if isinstance(exc, ApiError | CancelledError):
             raise exc
         raise ListingError(f"listing {listing.listing_id} failed: {type(exc).__name__}: {exc}")
 

@@ -1,0 +1,1211 @@
+"""The ``zt-inventory`` command line: the only module that prints or exits.
+
+Every command takes ``--config PATH``, ``--database-url URL`` and ``--verbose`` (before or after
+the command name). Library errors become one ``Error: …`` line on stderr and an exit code
+(SPEC: 0 success, 1 the run failed, 2 bad usage or configuration); ``--verbose`` adds the
+traceback and debug logs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import TYPE_CHECKING, Any, TextIO
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+from inventory import __version__
+from inventory.config import Settings, load_settings, require_for_sync
+from inventory.errors import ConfigError, InventoryError, ReadOnlyError, SchemaMismatchError
+from inventory.models import Customer, Device, SyncListing, SyncRun
+from inventory.store import make_engine, redact_url, sqlite_path
+
+if TYPE_CHECKING:
+    from inventory.sync import Progress, SyncResult
+
+log = logging.getLogger("inventory.cli")
+
+Row = tuple[Any, ...]
+PROGRESS_LOG_S = 5.0  # plain (non-terminal) progress: one log line at most this often
+STATUS_RUNS = 10
+FETCH_ROWS = 500
+SQL_READ_ROLE = "pg_read_all_data"  # PostgreSQL 14+: may read every table, write nothing
+
+
+# --- common options and error handling --------------------------------------------------------
+
+
+@dataclass
+class Common:
+    """Options every command takes, from the group or the command (the command wins)."""
+
+    config: str | None = None
+    database_url: str | None = None
+    verbose: bool = False
+    url: str | None = None  # the database URL in use, for error messages
+
+
+def _common(ctx: click.Context) -> Common:
+    root = ctx.find_root()
+    if not isinstance(root.obj, Common):
+        root.obj = Common()
+    return root.obj
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value is not None and value is not False:
+        setattr(_common(ctx), str(param.name), value)
+
+
+def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config``, ``--database-url`` and ``--verbose``, stored in :class:`Common`."""
+    options = [
+        click.option(
+            "--config",
+            metavar="PATH",
+            expose_value=False,
+            callback=_remember,
+            help="Config file (default: ./zt-inventory.toml when present).",
+        ),
+        click.option(
+            "--database-url",
+            metavar="URL",
+            expose_value=False,
+            callback=_remember,
+            help="Database URL; overrides database.url and ZT_INVENTORY_DATABASE_URL.",
+        ),
+        click.option(
+            "--verbose",
+            "-v",
+            is_flag=True,
+            default=False,
+            expose_value=False,
+            callback=_remember,
+            help="Show debug logs and tracebacks.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+class Failure(click.ClickException):
+    """One or more ``Error: …`` lines on stderr, then exit 1 (the run or the database failed)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+    def show(self, file: Any = None) -> None:
+        for line in self.lines:
+            click.echo(f"Error: {line}", err=True)
+
+
+class BadConfig(Failure):
+    """Like :class:`Failure`, for bad usage or configuration: exit 2."""
+
+    exit_code = 2
+
+
+def failure(lines: list[str], exit_code: int = 1) -> Failure:
+    """The exception that prints ``lines`` as ``Error:`` lines and exits with ``exit_code``."""
+    return BadConfig(lines) if exit_code == 2 else Failure(lines)
+
+
+def _first_line(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0].strip() if text else ""
+
+
+def _scrub(text: str, url: str | None) -> str:
+    """Remove the database password from a driver's message, should it quote it."""
+    if url:
+        try:
+            password = make_url(url).password
+        except ArgumentError:
+            password = None
+        if password:
+            text = text.replace(str(password), "***")
+    return text
+
+
+def database_error(exc: SQLAlchemyError, url: str | None) -> str:
+    """One line for a database error, naming the (redacted) database."""
+    where = redact_url(url) if url else "the database"
+    orig = getattr(exc, "orig", None)
+    detail = _scrub(_first_line(str(orig if orig is not None else exc)), url)
+    if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or _is_connect_error(exc):
+        return f"cannot connect to {where}: {detail}; check database.url and that it is reachable"
+    return f"database error on {where}: {detail}"
+
+
+def _is_connect_error(exc: SQLAlchemyError) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(
+        word in text
+        for word in ("connection", "unable to open database", "could not translate host")
+    )
+
+
+class Group(click.Group):
+    """A click group that turns library errors into one-line errors and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except BrokenPipeError:
+            # `zt-inventory sql … | head`: the reader left; stop quietly, as other tools do.
+            with suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(1) from None
+        except Exception as exc:
+            common = _common(ctx)
+            if common.verbose:
+                traceback.print_exc(file=sys.stderr)
+            raise _failure(exc, common.url) from exc
+
+
+def _failure(exc: Exception, url: str | None) -> Failure:
+    if isinstance(exc, ConfigError):
+        return failure(exc.errors, exc.exit_code)
+    if isinstance(exc, InventoryError):
+        return failure([str(exc)], exc.exit_code)
+    if isinstance(exc, SQLAlchemyError):
+        return Failure([database_error(exc, url)])
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return Failure([f"{exc.strerror or exc}{where}"])
+    return Failure(
+        [
+            f"internal error: {type(exc).__name__}: {_first_line(str(exc))}; run again with "
+            "--verbose for the traceback and report it"
+        ]
+    )
+
+
+def _settings(ctx: click.Context) -> Settings:
+    common = _common(ctx)
+    settings = load_settings(
+        common.config, database_url=common.database_url, explicit=common.config is not None
+    )
+    common.url = settings.database.url
+    return settings
+
+
+class _DropSyncFailure(logging.Filter):
+    """The CLI reports a failed run itself, as one ``Error:`` line; drop the log's copy."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "inventory.sync" and record.msg == "sync failed: %s")
+
+
+def _setup_logging(
+    ctx: click.Context,
+    level: int = logging.WARNING,
+    *,
+    rich: bool = False,
+    also: tuple[str, ...] = (),
+) -> None:
+    """Send ``inventory`` logs (and ``also`` loggers' warnings) to stderr for this command.
+
+    The handler is removed when the command ends, so nothing leaks into a caller's process.
+    """
+    verbose = _common(ctx).verbose
+    handler: logging.Handler
+    if rich:
+        handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+        )
+    handler.addFilter(_DropSyncFailure())
+    logger = logging.getLogger("inventory")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else level)
+    others = [logging.getLogger(name) for name in also]
+    for other in others:
+        other.addHandler(handler)
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+        for other in others:
+            other.removeHandler(handler)
+
+    ctx.call_on_close(restore)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    """True when ``stream`` is an interactive terminal (tests patch this)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _db() -> ModuleType:
+    """``inventory.db``, imported on first use: Alembic costs half a second at start-up."""
+    from inventory import db
+
+    return db
+
+
+def _alembic_error() -> type[Exception]:
+    from alembic.util import CommandError
+
+    return CommandError
+
+
+def _require_database_file(url: str) -> None:
+    path = sqlite_path(url)
+    if path is not None and not Path(path).exists():
+        raise SchemaMismatchError(
+            f"database file {path} does not exist; run `zt-inventory init` first "
+            "(or pass --database-url)"
+        )
+
+
+# --- the group ---------------------------------------------------------------------------------
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zt-inventory")
+@common_options
+def main() -> None:
+    """Keep a SQL copy of a zero-touch reseller's device inventory.
+
+    zt-inventory pages through the Android Device Provisioning Partner API and writes what it
+    finds into SQLite or PostgreSQL. Exit codes: 0 success, 1 the run failed, 2 bad usage or
+    configuration.
+
+    \b
+    Example:
+        zt-inventory demo
+        zt-inventory init --config zt-inventory.toml
+        zt-inventory sync && zt-inventory status
+    """
+
+
+# --- init --------------------------------------------------------------------------------------
+
+
+@main.command()
+@common_options
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create or upgrade the database to the newest schema (idempotent).
+
+    A SQLite file whose schema is behind is backed up beside itself first.
+
+    \b
+    Example:
+        zt-inventory init --database-url sqlite:///zt-inventory.db
+    """
+    settings = _settings(ctx)
+    _setup_logging(ctx)
+    url = settings.database.url
+    engine = make_engine(url)
+    try:
+        try:
+            before, after, backup = _db().upgrade(engine)
+        except _alembic_error() as exc:
+            raise SchemaMismatchError(
+                f"database {redact_url(url)} is at a schema this zt-inventory does not know "
+                f"({_first_line(str(exc))}); upgrade zt-inventory"
+            ) from None
+    finally:
+        engine.dispose()
+    where = redact_url(url)
+    if before is None:
+        click.echo(f"Created the zt-inventory schema (revision {after}) in {where}.")
+    elif before == after:
+        click.echo(f"{where} is already at the newest schema (revision {after}); nothing to do.")
+    else:
+        click.echo(f"Upgraded {where} from revision {before} to {after}.")
+    if backup is not None:
+        click.echo(f"Backup of the previous database: {backup}")
+
+
+# --- sync --------------------------------------------------------------------------------------
+
+
+class PlainProgress:
+    """Progress as log lines: at every phase change and every ``interval`` seconds."""
+
+    def __init__(
+        self, interval: float = PROGRESS_LOG_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.phase = ""
+        self.last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = self.clock()
+        if p.phase == self.phase and now - self.last < self.interval:
+            return
+        self.phase, self.last = p.phase, now
+        log.info("%s", progress_text(p))
+
+
+def progress_text(p: Progress) -> str:
+    """The live counters as one line."""
+    expected = f"/{p.devices_expected}" if p.devices_expected else ""
+    return (
+        f"{p.phase}: customers {p.customers_done}/{p.customers_total}, "
+        f"listings {p.listings_done}/{p.listings_total}, devices {p.devices_seen}{expected}, "
+        f"{p.api_requests} requests, {p.retries} retries"
+    )
+
+
+class LiveProgress:
+    """Progress bars on a terminal: customers, listings, devices against totalSize."""
+
+    def __init__(self, console: Console) -> None:
+        self.bars = RichProgress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.customers: TaskID = self.bars.add_task("customers", total=None, note="")
+        self.listings: TaskID = self.bars.add_task("listings", total=None, note="")
+        self.devices: TaskID = self.bars.add_task("devices", total=None, note="")
+
+    def __enter__(self) -> LiveProgress:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+    def __call__(self, p: Progress) -> None:
+        bars = self.bars
+        bars.update(self.customers, completed=p.customers_done, total=p.customers_total or None)
+        bars.update(
+            self.listings, completed=p.listings_done, total=p.listings_total or None, note=p.phase
+        )
+        bars.update(
+            self.devices,
+            completed=p.devices_seen,
+            total=p.devices_expected or None,
+            note=f"{p.api_requests} requests, {p.retries} retries",
+        )
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM ask the run to stop (nothing is applied); a second SIGINT aborts."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("Stopping: the run is abandoned, nothing is applied…", err=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@main.command()
+@common_options
+@click.option("--dry-run", is_flag=True, help="Fetch and report what would change; write nothing.")
+@click.option(
+    "--allow-mass-removal",
+    is_flag=True,
+    help="Apply even when more than sync.max_removed_fraction of the devices would be removed.",
+)
+@click.option(
+    "--customer",
+    "customers",
+    multiple=True,
+    type=click.IntRange(1, 2**63 - 1),
+    metavar="ID",
+    help="Sync only this customer (company id); repeatable. Default: sync.customers, else all.",
+)
+@click.option(
+    "--identifiers",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="CSV of identifiers to look up with findByIdentifier (default: sync.identifiers_file).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.pass_context
+def sync(
+    ctx: click.Context,
+    dry_run: bool,
+    allow_mass_removal: bool,
+    customers: tuple[int, ...],
+    identifiers: str | None,
+    as_json: bool,
+) -> None:
+    """Run one sync: fetch the inventory from the API and apply it in one transaction.
+
+    Exit status 0 only when the run succeeded; 1 when it failed or was partial.
+
+    \b
+    Example:
+        zt-inventory sync
+        zt-inventory sync --dry-run --customer 1234567 --json
+    """
+    from inventory.sync import run_sync
+
+    settings = _settings(ctx)
+    tty = _is_terminal(sys.stderr) and not as_json
+    _setup_logging(ctx, logging.WARNING if as_json or tty else logging.INFO, rich=tty)
+    require_for_sync(settings)
+    _require_database_file(settings.database.url)
+    kwargs: dict[str, Any] = {
+        "trigger": "manual",
+        "dry_run": dry_run,
+        "allow_mass_removal": allow_mass_removal,
+        "customers": list(customers) or None,
+        "identifiers_file": identifiers,
+    }
+    with _stop_on_signals() as stop:
+        if tty:
+            with LiveProgress(Console(stderr=True)) as live:
+                result = run_sync(settings, on_progress=live, should_stop=stop.is_set, **kwargs)
+        else:
+            on_progress = None if as_json else PlainProgress()
+            result = run_sync(settings, on_progress=on_progress, should_stop=stop.is_set, **kwargs)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    elif _is_terminal(sys.stdout):
+        Console().print(summary_table(result))
+    else:
+        _print_plain_summary(result)
+    if result.status == "succeeded":
+        return
+    if result.status == "partial":
+        incomplete = [x for x in result.listings if not x.complete]
+        raise Failure(
+            [
+                f"the run was partial: {len(incomplete)} of {len(result.listings)} listings did "
+                "not arrive whole, and their customers' devices were left as they were; see "
+                "`zt-inventory status`, then sync again"
+            ]
+        )
+    if (result.error or "").rsplit(": ", 1)[-1] == "cancelled":
+        raise Failure(["the sync was cancelled; nothing was applied"])
+    raise Failure([f"sync failed: {result.error}"])
+
+
+def _print_plain_summary(result: SyncResult) -> None:
+    from inventory.scheduler import summary_line
+
+    prefix = "dry run (nothing written): " if result.dry_run else ""
+    click.echo(prefix + summary_line(result))
+    for listing in result.listings:
+        if not listing.complete and listing.error:
+            click.echo(f"  listing {listing.listing_id} incomplete: {listing.error}")
+    if result.identifiers_looked_up:
+        click.echo(
+            f"  identifiers: {result.identifiers_found} of {result.identifiers_looked_up} found"
+        )
+
+
+def summary_table(result: SyncResult) -> Table:
+    """The one-screen summary of a run."""
+    title = f"Sync run {result.run_id or '-'}: {result.status}"
+    if result.dry_run:
+        title = f"Dry run: {result.status} (nothing written)"
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    complete = sum(1 for x in result.listings if x.complete)
+    duration = f"{result.duration_s:.1f} s" if result.duration_s is not None else "-"
+    verb = "would be " if result.dry_run else ""
+    rows: list[tuple[str, Any]] = [
+        ("duration", duration),
+        ("customers", result.customers_seen),
+        ("devices seen", result.devices_seen),
+        (f"{verb}added", result.devices_added),
+        (f"{verb}changed", result.devices_changed),
+        (f"{verb}removed", result.devices_removed),
+        (f"{verb}reappeared", result.devices_reappeared),
+        ("listings complete", f"{complete}/{len(result.listings)}"),
+        ("API requests", result.api_requests),
+        ("retries", result.retries),
+    ]
+    if result.identifiers_looked_up:
+        found = f"{result.identifiers_found}/{result.identifiers_looked_up}"
+        rows.append(("identifiers found", found))
+    if result.unknown_fields:
+        rows.append(("unknown API fields", ", ".join(sorted(result.unknown_fields))))
+    if result.warnings:
+        rows.append(("warnings", len(result.warnings)))
+    if result.error:
+        rows.append(("error", result.error))
+    for key, value in rows:
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    return table
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+def _read_engine(url: str) -> Engine:
+    _require_database_file(url)
+    engine = make_engine(url, read_only=True)
+    try:
+        _db().check_revision(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+@main.command()
+@common_options
+@click.option(
+    "--limit",
+    "-n",
+    default=STATUS_RUNS,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="How many runs to show.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_context
+def status(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """Show the last runs, their counts and errors, and how stale the snapshot is.
+
+    \b
+    Example:
+        zt-inventory status --limit 5
+    """
+    settings = _settings(ctx)
+    _setup_logging(ctx)
+    engine = _read_engine(settings.database.url)
+    try:
+        with engine.connect() as conn:
+            data = collect_status(conn, limit)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=_json_default))
+        return
+    _print_status(data, redact_url(settings.database.url))
+
+
+def collect_status(conn: Any, limit: int) -> dict[str, Any]:
+    """Runs, the last run's listings and the snapshot's age, as plain data."""
+    cols = SyncRun.__table__.c
+    fields = [
+        "run_id", "trigger", "status", "started_at", "finished_at", "devices_seen",
+        "devices_added", "devices_changed", "devices_removed", "devices_reappeared",
+        "api_requests", "retries", "error",
+    ]  # fmt: skip
+    query = select(*(cols[f] for f in fields)).order_by(cols.run_id.desc()).limit(limit)
+    runs = [dict(row._mapping) for row in conn.execute(query)]
+    for run in runs:
+        start, end = run["started_at"], run["finished_at"]
+        run["duration_s"] = (end - start).total_seconds() if start and end else None
+    listings: dict[str, Any] = {}
+    if runs:
+        lc = SyncListing.__table__.c
+        rows = conn.execute(
+            select(
+                lc.listing_id, lc.kind, lc.section_type, lc.company_ids,
+                lc.google_workspace_customer_ids, lc.total_size, lc.devices_seen, lc.complete,
+                lc.error,
+            ).where(lc.run_id == runs[0]["run_id"]).order_by(lc.listing_id)
+        ).all()  # fmt: skip
+        incomplete = [dict(r._mapping) for r in rows if not r.complete]
+        listings = {
+            "run_id": runs[0]["run_id"],
+            "total": len(rows),
+            "complete": len(rows) - len(incomplete),
+            "devices_seen": sum(r.devices_seen or 0 for r in rows if r.kind == "find_by_owner"),
+            "total_size": sum(r.total_size or 0 for r in rows if r.kind == "find_by_owner"),
+            "incomplete": incomplete,
+        }
+    last_good = conn.execute(
+        select(cols.run_id, cols.finished_at, cols.status)
+        .where(cols.status.in_(("succeeded", "partial")))
+        .order_by(cols.run_id.desc())
+        .limit(1)
+    ).first()
+    snapshot: dict[str, Any] = {
+        "devices_current": conn.execute(
+            select(func.count()).select_from(Device).where(Device.removed_at.is_(None))
+        ).scalar_one(),
+        "customers_current": conn.execute(
+            select(func.count()).select_from(Customer).where(Customer.removed_at.is_(None))
+        ).scalar_one(),
+        "run_id": None,
+        "finished_at": None,
+        "age_s": None,
+    }
+    if last_good is not None and last_good.finished_at is not None:
+        snapshot["run_id"] = last_good.run_id
+        snapshot["status"] = last_good.status
+        snapshot["finished_at"] = last_good.finished_at
+        snapshot["age_s"] = (datetime.now(UTC) - last_good.finished_at).total_seconds()
+    return {"snapshot": snapshot, "last_run_listings": listings, "runs": runs}
+
+
+def humanize_age(seconds: float) -> str:
+    """``3 min``, ``2 h 5 min``, ``4 days``."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    hours = int(minutes // 60)
+    if hours < 48:
+        return f"{hours} h {int(minutes % 60)} min"
+    return f"{hours // 24} days"
+
+
+def _print_status(data: dict[str, Any], where: str) -> None:
+    lines = [f"Database: {where}"]
+    snap = data["snapshot"]
+    if not data["runs"]:
+        lines.append("No sync has run yet; run `zt-inventory sync`.")
+        _print(lines)
+        return
+    if snap["finished_at"] is None:
+        lines.append("Snapshot: none yet (no run has succeeded); run `zt-inventory sync`.")
+    else:
+        lines.append(
+            f"Snapshot: {snap['devices_current']:,} current devices, "
+            f"{snap['customers_current']:,} customers, from run {snap['run_id']} "
+            f"({snap['status']}), finished {_cell(snap['finished_at'])}, "
+            f"{humanize_age(snap['age_s'])} ago"
+        )
+    lst = data["last_run_listings"]
+    if lst:
+        lines.append(
+            f"Last run {lst['run_id']}: {lst['complete']} of {lst['total']} listings complete, "
+            f"{lst['devices_seen']:,} devices seen of {lst['total_size']:,} reported by totalSize"
+        )
+        for item in lst["incomplete"][:10]:
+            owners = len(item["company_ids"] or [])
+            owners += len(item["google_workspace_customer_ids"] or [])
+            lines.append(
+                f"  listing {item['listing_id']} ({item['kind']}, {item['section_type'] or '-'}, "
+                f"{owners} owners) incomplete: {item['error'] or 'not finished'}"
+            )
+        if len(lst["incomplete"]) > 10:
+            lines.append(f"  … and {len(lst['incomplete']) - 10} more incomplete listings")
+    table = Table(title="Last runs", title_justify="left")
+    headers = [
+        "run", "trigger", "status", "started", "duration", "seen", "added", "changed",
+        "removed", "reappeared", "requests", "retries", "error",
+    ]  # fmt: skip
+    for name in headers:
+        left = name in ("trigger", "status", "started", "error")
+        table.add_column(name, justify="left" if left else "right")
+    for run in data["runs"]:
+        duration = f"{run['duration_s']:.1f} s" if run["duration_s"] is not None else "-"
+        table.add_row(
+            str(run["run_id"]), run["trigger"], run["status"], _cell(run["started_at"]), duration,
+            *(f"{run[k] or 0:,}" for k in (
+                "devices_seen", "devices_added", "devices_changed", "devices_removed",
+                "devices_reappeared", "api_requests", "retries",
+            )),
+            _first_line(run["error"] or "")[:120],
+        )  # fmt: skip
+    _print([*lines, table])
+
+
+def _natural_width(renderable: Any) -> int:
+    probe = Console(file=io.StringIO(), width=100_000)
+    if isinstance(renderable, str):
+        return len(renderable)
+    return int(probe.measure(renderable).maximum)
+
+
+def _print(items: list[Any], stream: TextIO | None = None) -> None:
+    """Print text lines and tables; off a terminal, as wide as they need, never wrapped."""
+    stream = stream or sys.stdout
+    width = max((_natural_width(item) for item in items), default=80)
+    console = _console_for(stream, width)
+    for item in items:
+        if isinstance(item, str):
+            console.print(item, markup=False, highlight=False)
+        else:
+            console.print(item)
+
+
+# --- sql ---------------------------------------------------------------------------------------
+
+
+def _forbid_attach(dbapi_conn: Any, _record: Any) -> None:
+    # mode=ro covers the main file, but ATTACH opens other files read-write (and creates them).
+    dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+
+
+def _is_write_refusal(exc: Exception) -> bool:
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate in ("25006", "42501"):  # read_only_sql_transaction, insufficient_privilege
+        return True
+    text = str(exc).lower()
+    return any(
+        marker in text
+        for marker in (
+            "readonly database",
+            "read-only",
+            "too many attached databases",
+            "cannot vacuum from within a transaction",
+        )
+    )
+
+
+@contextmanager
+def run_read_only(
+    url: str, statement: str
+) -> Iterator[tuple[list[str], Iterator[tuple[Any, ...]]]]:
+    """Run one statement on a connection the database itself keeps read-only.
+
+    SQLite is opened with ``mode=ro`` and ATTACH disabled; PostgreSQL runs it in a read-only
+    transaction, as ``pg_read_all_data`` when the user may take that role (so a superuser cannot
+    write server files with COPY either), through the extended protocol (one statement only: no
+    ``COMMIT; BEGIN READ WRITE; …``). Nothing is ever committed.
+
+    Yields:
+        (column names, row iterator).
+
+    Raises:
+        ReadOnlyError: the database refused a write.
+        InventoryError: the statement failed for another reason.
+    """
+    engine = _read_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _forbid_attach)
+        engine.dispose()  # the revision check's connection predates the listener
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        with engine.connect() as conn:
+            conn.begin()  # SQLite: BEGIN, so the statement reads one consistent snapshot
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            cursor = raw.cursor()
+            try:
+                if postgres:
+                    _take_read_role(cursor)
+                    cursor.execute(statement, prepare=True)
+                else:
+                    cursor.execute(statement)
+                columns = [str(d[0]) for d in cursor.description or []]
+
+                def rows() -> Iterator[Row]:
+                    while columns:
+                        batch = cursor.fetchmany(FETCH_ROWS)
+                        if not batch:
+                            return
+                        yield from (tuple(r) for r in batch)
+
+                yield columns, rows()
+            except dbapi_error as exc:
+                with suppress(dbapi_error):
+                    cursor.close()
+                conn.invalidate()  # e.g. a COPY left the protocol mid-stream
+                raise _sql_error(exc, url) from None
+            cursor.close()
+    finally:
+        engine.dispose()
+
+
+def _take_read_role(cursor: Any) -> None:
+    cursor.execute(
+        # CASE, not AND: PostgreSQL may evaluate AND's operands in any order, and
+        # pg_has_role fails for a role that does not exist (before PostgreSQL 14).
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) "
+        "THEN pg_has_role(current_user, %s, 'MEMBER') ELSE false END",
+        (SQL_READ_ROLE, SQL_READ_ROLE),
+    )
+    row = cursor.fetchone()
+    if row and row[0]:
+        cursor.execute(f"SET LOCAL ROLE {SQL_READ_ROLE}")
+
+
+def _sql_error(exc: Exception, url: str) -> InventoryError:
+    message = _scrub(_first_line(str(exc)), url) or type(exc).__name__
+    if _is_write_refusal(exc):
+        return ReadOnlyError(f"the sql command is read-only: {message}")
+    if "COPY cannot be used" in message:
+        return InventoryError(
+            "the sql command cannot run COPY; use a SELECT with --format csv instead"
+        )
+    return InventoryError(f"the query failed: {message}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=_json_default)
+    if isinstance(value, Decimal | bytes | bytearray | memoryview | date):
+        return str(_json_default(value))
+    return str(value)
+
+
+def _console_for(stream: TextIO, content_width: int = 0) -> Console:
+    if _is_terminal(stream):
+        return Console(file=stream)
+    # Not a terminal: no wrapping or truncating at 80 columns.
+    return Console(file=stream, width=max(80, content_width), no_color=True, highlight=False)
+
+
+@main.command()
+@common_options
+@click.argument("statement")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.pass_context
+def sql(ctx: click.Context, statement: str, fmt: str) -> None:
+    """Run read-only SQL on the database and print the rows.
+
+    The database refuses writes itself (SQLite opened read-only, PostgreSQL in a read-only
+    transaction). STATEMENT - reads the statement from stdin.
+
+    \b
+    Example:
+        zt-inventory sql "SELECT company_name, devices FROM v_customer_device_counts
+                          ORDER BY devices DESC LIMIT 10"
+        zt-inventory sql --format csv "SELECT * FROM v_devices" > devices.csv
+    """
+    settings = _settings(ctx)
+    _setup_logging(ctx)
+    if statement == "-":
+        statement = sys.stdin.read()
+    if not statement.strip():
+        raise click.UsageError("STATEMENT is empty")
+    with run_read_only(settings.database.url, statement) as (columns, rows):
+        if not columns:
+            click.echo("(the statement returned no rows)", err=True)
+            return
+        if fmt == "csv":
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow([_cell(v) for v in row])
+        elif fmt == "json":
+            _write_json_rows(columns, rows)
+        else:
+            _write_table(columns, rows)
+
+
+def _write_json_rows(columns: list[str], rows: Iterator[tuple[Any, ...]]) -> None:
+    out = sys.stdout
+    out.write("[")
+    for n, row in enumerate(rows):
+        text = json.dumps(dict(zip(columns, row, strict=True)), default=_json_default)
+        out.write(("," if n else "") + "\n  " + text)
+    out.write("\n]\n")
+
+
+def _write_table(columns: list[str], rows: Iterator[tuple[Any, ...]]) -> None:
+    table = Table(*columns)
+    count = 0
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row))
+        count += 1
+    _print([table, f"({count} row{'s' if count != 1 else ''})"])
+
+
+# --- emulator, demo, schedule ------------------------------------------------------------------
+
+
+@main.command()
+@common_options
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port on 127.0.0.1 (0: any free port).",
+)
+@click.option(
+    "--devices",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(0, 10**8),
+    help="Devices in the generated fleet.",
+)
+@click.option(
+    "--customers",
+    default=100,
+    show_default=True,
+    type=click.IntRange(0, 10**6),
+    help="Customers in the generated fleet.",
+)
+@click.option("--seed", default=7, show_default=True, type=int, help="The fleet's seed.")
+@click.option(
+    "--partner-id",
+    default=1234567,
+    show_default=True,
+    type=click.IntRange(1),
+    help="The reseller partner id it answers for.",
+)
+@click.option(
+    "--auth",
+    type=click.Choice(["anonymous", "token"]),
+    default="anonymous",
+    show_default=True,
+    help="token: require bearer tokens from the emulator's OAuth endpoint.",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="Write a service-account key file for this emulator there (implies --auth token).",
+)
+@click.option("--latency", default=0.0, type=click.FloatRange(0), help="Seconds per request.")
+@click.option("--quota", default=0, type=click.IntRange(0), help="Requests per quota window.")
+@click.option(
+    "--quota-window",
+    default=100.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Quota window in seconds.",
+)
+@click.option("--fail-every", default=0, type=click.IntRange(0), help="Every Kth request: 429.")
+@click.option("--error-rate", default=0.0, type=click.FloatRange(0, 1), help="Share of 5xx.")
+@click.option("--drop-rate", default=0.0, type=click.FloatRange(0, 1), help="Share dropped.")
+@click.option(
+    "--token-ttl", default=3600.0, type=click.FloatRange(1), help="Token lifetime in seconds."
+)
+@click.pass_context
+def emulator(
+    ctx: click.Context,
+    port: int,
+    devices: int,
+    customers: int,
+    seed: int,
+    partner_id: int,
+    auth: str,
+    key_file: str | None,
+    latency: float,
+    quota: int,
+    quota_window: float,
+    fail_every: int,
+    error_rate: float,
+    drop_rate: float,
+    token_ttl: float,
+) -> None:
+    """Serve the built-in API emulator on 127.0.0.1 until Ctrl-C or SIGTERM.
+
+    It generates a fleet (the same seed gives the same fleet) and prints the settings that
+    point zt-inventory at it. Fault options make it misbehave like the real API under load.
+
+    \b
+    Example:
+        zt-inventory emulator --port 8080 --devices 100000 --customers 500 --fail-every 50
+        # in another shell: the three exports it prints, then
+        zt-inventory init --database-url sqlite:///emulated.db
+        zt-inventory sync --database-url sqlite:///emulated.db
+    """
+    from inventory.emulator import FaultConfig, run_server_forever
+
+    _setup_logging(ctx, logging.INFO)
+    faults = FaultConfig(
+        latency_s=latency,
+        quota_requests=quota,
+        quota_window_s=quota_window,
+        fail_every=fail_every,
+        error_rate=error_rate,
+        drop_rate=drop_rate,
+        token_ttl_s=token_ttl,
+        seed=seed,
+    )
+    credentials = str(Path(key_file).resolve()) if key_file else "anonymous"
+
+    def ready(server: Any) -> None:
+        click.echo(
+            f"Emulator: {devices:,} devices, {customers:,} customers, partner {partner_id}, "
+            f"serving on {server.url} (Ctrl-C stops it). Point zt-inventory at it with:"
+        )
+        click.echo(
+            f"  export ZT_INVENTORY_PARTNER_ID={partner_id} "
+            f"ZT_INVENTORY_API_ENDPOINT={server.url} "
+            f"ZT_INVENTORY_AUTH_CREDENTIALS={credentials}"
+        )
+
+    stop = threading.Event()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
+    try:
+        with suppress(KeyboardInterrupt):
+            run_server_forever(
+                devices=devices,
+                customers=customers,
+                seed=seed,
+                port=port,
+                faults=faults,
+                partner_id=partner_id,
+                auth="token" if key_file else auth,
+                service_account_key=key_file,
+                ready=ready,
+                stop=stop,
+            )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    click.echo("Emulator stopped.", err=True)
+
+
+@main.command()
+@common_options
+@click.option(
+    "--devices",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(100, 200_000),
+    help="Devices in the generated fleet.",
+)
+@click.option(
+    "--customers",
+    default=60,
+    show_default=True,
+    type=click.IntRange(3, 10_000),
+    help="Customers in the generated fleet.",
+)
+@click.option("--seed", default=7, show_default=True, type=int, help="The fleet's seed.")
+@click.pass_context
+def demo(ctx: click.Context, devices: int, customers: int, seed: int) -> None:
+    """Try it without Google: emulate a fleet, sync it into ./zt-demo.db, show example queries.
+
+    Needs no config and no network beyond 127.0.0.1. --config is ignored; --database-url
+    may name another SQLite file (replaced) or an empty PostgreSQL database.
+
+    \b
+    Example:
+        zt-inventory demo
+        zt-inventory sql --database-url sqlite:///zt-demo.db "SELECT * FROM v_devices LIMIT 5"
+    """
+    from inventory.demo import DEMO_URL, run_demo
+
+    common = _common(ctx)
+    _setup_logging(ctx)
+    url = common.database_url or DEMO_URL
+    common.url = url
+    run_demo(
+        url,
+        devices=devices,
+        customers=customers,
+        seed=seed,
+        console=_console_for(sys.stdout, 120),
+    )
+
+
+@main.command()
+@common_options
+@click.option("--no-initial-run", is_flag=True, help="Wait for the first trigger time.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics on this port (0: any free port; the log names it).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the metrics server (0.0.0.0 for every interface).",
+)
+@click.pass_context
+def schedule(
+    ctx: click.Context, no_initial_run: bool, metrics_port: int | None, metrics_host: str
+) -> None:
+    """Run sync on the [schedule] trigger until SIGINT/SIGTERM (a long-running service).
+
+    Never two runs at once; missed runs are coalesced; a stop abandons a run in progress with
+    nothing applied. One log line per run.
+
+    \b
+    Example:
+        zt-inventory schedule --config /etc/zt-inventory.toml --metrics-port 9464
+    """
+    from inventory.scheduler import SyncService
+
+    settings = _settings(ctx)
+    _setup_logging(ctx, logging.INFO, also=("apscheduler",))
+    require_for_sync(settings)
+    engine = _read_engine(settings.database.url)
+    engine.dispose()
+    service = SyncService(
+        settings,
+        initial_run=not no_initial_run,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+    )
+    try:
+        service.serve()
+    except OSError as exc:
+        if metrics_port is None:
+            raise
+        raise Failure(
+            [
+                f"cannot serve metrics on {metrics_host}:{metrics_port}: "
+                f"{exc.strerror or exc}; pick another --metrics-port"
+            ]
+        ) from None
