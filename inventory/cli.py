@@ -9,21 +9,16 @@ traceback and debug logs.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import os
 import signal
-import sqlite3
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -39,27 +34,28 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.progress import Progress as RichProgress
-from rich.table import Table
-from sqlalchemy import event, func, select
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from inventory import __version__
 from inventory.config import Settings, load_settings, require_for_sync
-from inventory.errors import ConfigError, InventoryError, ReadOnlyError, SchemaMismatchError
-from inventory.models import Customer, Device, SyncListing, SyncRun
-from inventory.store import make_engine, redact_url, sqlite_path
+from inventory.display import (
+    PlainProgress,
+    cell,
+    json_default,
+    natural_width,
+    rows_table,
+    status_items,
+    summary_table,
+)
+from inventory.errors import ConfigError, InventoryError, SchemaMismatchError
+from inventory.readonly import first_line, read_engine, require_database_file, run_read_only, scrub
+from inventory.status import collect_status
+from inventory.store import make_engine, redact_url
 
 if TYPE_CHECKING:
     from inventory.sync import Progress, SyncResult
 
-log = logging.getLogger("inventory.cli")
-
-Row = tuple[Any, ...]
-PROGRESS_LOG_S = 5.0  # plain (non-terminal) progress: one log line at most this often
 STATUS_RUNS = 10
-FETCH_ROWS = 500
-SQL_READ_ROLE = "pg_read_all_data"  # PostgreSQL 14+: may read every table, write nothing
 
 
 # --- common options and error handling --------------------------------------------------------
@@ -142,28 +138,11 @@ def failure(lines: list[str], exit_code: int = 1) -> Failure:
     return BadConfig(lines) if exit_code == 2 else Failure(lines)
 
 
-def _first_line(text: str) -> str:
-    text = text.strip()
-    return text.splitlines()[0].strip() if text else ""
-
-
-def _scrub(text: str, url: str | None) -> str:
-    """Remove the database password from a driver's message, should it quote it."""
-    if url:
-        try:
-            password = make_url(url).password
-        except ArgumentError:
-            password = None
-        if password:
-            text = text.replace(str(password), "***")
-    return text
-
-
 def database_error(exc: SQLAlchemyError, url: str | None) -> str:
     """One line for a database error, naming the (redacted) database."""
     where = redact_url(url) if url else "the database"
     orig = getattr(exc, "orig", None)
-    detail = _scrub(_first_line(str(orig if orig is not None else exc)), url)
+    detail = scrub(first_line(str(orig if orig is not None else exc)), url)
     if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or _is_connect_error(exc):
         return f"cannot connect to {where}: {detail}; check database.url and that it is reachable"
     return f"database error on {where}: {detail}"
@@ -209,7 +188,7 @@ def _failure(exc: Exception, url: str | None) -> Failure:
         return Failure([f"{exc.strerror or exc}{where}"])
     return Failure(
         [
-            f"internal error: {type(exc).__name__}: {_first_line(str(exc))}; run again with "
+            f"internal error: {type(exc).__name__}: {first_line(str(exc))}; run again with "
             "--verbose for the traceback and report it"
         ]
     )
@@ -277,6 +256,25 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def _console_for(stream: TextIO, content_width: int = 0) -> Console:
+    if _is_terminal(stream):
+        return Console(file=stream)
+    # Not a terminal: no wrapping or truncating at 80 columns.
+    return Console(file=stream, width=max(80, content_width), no_color=True, highlight=False)
+
+
+def _print(items: list[Any], stream: TextIO | None = None) -> None:
+    """Print text lines and tables; off a terminal, as wide as they need, never wrapped."""
+    stream = stream or sys.stdout
+    width = max((natural_width(item) for item in items), default=80)
+    console = _console_for(stream, width)
+    for item in items:
+        if isinstance(item, str):
+            console.print(item, markup=False, highlight=False)
+        else:
+            console.print(item)
+
+
 def _db() -> ModuleType:
     """``inventory.db``, imported on first use: Alembic costs half a second at start-up."""
     from inventory import db
@@ -288,15 +286,6 @@ def _alembic_error() -> type[Exception]:
     from alembic.util import CommandError
 
     return CommandError
-
-
-def _require_database_file(url: str) -> None:
-    path = sqlite_path(url)
-    if path is not None and not Path(path).exists():
-        raise SchemaMismatchError(
-            f"database file {path} does not exist; run `zt-inventory init` first "
-            "(or pass --database-url)"
-        )
 
 
 # --- the group ---------------------------------------------------------------------------------
@@ -345,7 +334,7 @@ def init(ctx: click.Context) -> None:
         except _alembic_error() as exc:
             raise SchemaMismatchError(
                 f"database {redact_url(url)} is at a schema this zt-inventory does not know "
-                f"({_first_line(str(exc))}); upgrade zt-inventory"
+                f"({first_line(str(exc))}); upgrade zt-inventory"
             ) from None
     finally:
         engine.dispose()
@@ -361,35 +350,6 @@ def init(ctx: click.Context) -> None:
 
 
 # --- sync --------------------------------------------------------------------------------------
-
-
-class PlainProgress:
-    """Progress as log lines: at every phase change and every ``interval`` seconds."""
-
-    def __init__(
-        self, interval: float = PROGRESS_LOG_S, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.interval = interval
-        self.clock = clock
-        self.phase = ""
-        self.last = 0.0
-
-    def __call__(self, p: Progress) -> None:
-        now = self.clock()
-        if p.phase == self.phase and now - self.last < self.interval:
-            return
-        self.phase, self.last = p.phase, now
-        log.info("%s", progress_text(p))
-
-
-def progress_text(p: Progress) -> str:
-    """The live counters as one line."""
-    expected = f"/{p.devices_expected}" if p.devices_expected else ""
-    return (
-        f"{p.phase}: customers {p.customers_done}/{p.customers_total}, "
-        f"listings {p.listings_done}/{p.listings_total}, devices {p.devices_seen}{expected}, "
-        f"{p.api_requests} requests, {p.retries} retries"
-    )
 
 
 class LiveProgress:
@@ -499,7 +459,7 @@ def sync(
     tty = _is_terminal(sys.stderr) and not as_json
     _setup_logging(ctx, logging.WARNING if as_json or tty else logging.INFO, rich=tty)
     require_for_sync(settings)
-    _require_database_file(settings.database.url)
+    require_database_file(settings.database.url)
     kwargs: dict[str, Any] = {
         "trigger": "manual",
         "dry_run": dry_run,
@@ -550,55 +510,7 @@ def _print_plain_summary(result: SyncResult) -> None:
         )
 
 
-def summary_table(result: SyncResult) -> Table:
-    """The one-screen summary of a run."""
-    title = f"Sync run {result.run_id or '-'}: {result.status}"
-    if result.dry_run:
-        title = f"Dry run: {result.status} (nothing written)"
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    complete = sum(1 for x in result.listings if x.complete)
-    duration = f"{result.duration_s:.1f} s" if result.duration_s is not None else "-"
-    verb = "would be " if result.dry_run else ""
-    rows: list[tuple[str, Any]] = [
-        ("duration", duration),
-        ("customers", result.customers_seen),
-        ("devices seen", result.devices_seen),
-        (f"{verb}added", result.devices_added),
-        (f"{verb}changed", result.devices_changed),
-        (f"{verb}removed", result.devices_removed),
-        (f"{verb}reappeared", result.devices_reappeared),
-        ("listings complete", f"{complete}/{len(result.listings)}"),
-        ("API requests", result.api_requests),
-        ("retries", result.retries),
-    ]
-    if result.identifiers_looked_up:
-        found = f"{result.identifiers_found}/{result.identifiers_looked_up}"
-        rows.append(("identifiers found", found))
-    if result.unknown_fields:
-        rows.append(("unknown API fields", ", ".join(sorted(result.unknown_fields))))
-    if result.warnings:
-        rows.append(("warnings", len(result.warnings)))
-    if result.error:
-        rows.append(("error", result.error))
-    for key, value in rows:
-        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
-    return table
-
-
 # --- status ------------------------------------------------------------------------------------
-
-
-def _read_engine(url: str) -> Engine:
-    _require_database_file(url)
-    engine = make_engine(url, read_only=True)
-    try:
-        _db().check_revision(engine)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
 
 
 @main.command()
@@ -622,291 +534,19 @@ def status(ctx: click.Context, limit: int, as_json: bool) -> None:
     """
     settings = _settings(ctx)
     _setup_logging(ctx)
-    engine = _read_engine(settings.database.url)
+    engine = read_engine(settings.database.url)
     try:
         with engine.connect() as conn:
             data = collect_status(conn, limit)
     finally:
         engine.dispose()
     if as_json:
-        click.echo(json.dumps(data, indent=2, default=_json_default))
+        click.echo(json.dumps(data, indent=2, default=json_default))
         return
-    _print_status(data, redact_url(settings.database.url))
-
-
-def collect_status(conn: Any, limit: int) -> dict[str, Any]:
-    """Runs, the last run's listings and the snapshot's age, as plain data."""
-    cols = SyncRun.__table__.c
-    fields = [
-        "run_id", "trigger", "status", "started_at", "finished_at", "devices_seen",
-        "devices_added", "devices_changed", "devices_removed", "devices_reappeared",
-        "api_requests", "retries", "error",
-    ]  # fmt: skip
-    query = select(*(cols[f] for f in fields)).order_by(cols.run_id.desc()).limit(limit)
-    runs = [dict(row._mapping) for row in conn.execute(query)]
-    for run in runs:
-        start, end = run["started_at"], run["finished_at"]
-        run["duration_s"] = (end - start).total_seconds() if start and end else None
-    listings: dict[str, Any] = {}
-    if runs:
-        lc = SyncListing.__table__.c
-        rows = conn.execute(
-            select(
-                lc.listing_id, lc.kind, lc.section_type, lc.company_ids,
-                lc.google_workspace_customer_ids, lc.total_size, lc.devices_seen, lc.complete,
-                lc.error,
-            ).where(lc.run_id == runs[0]["run_id"]).order_by(lc.listing_id)
-        ).all()  # fmt: skip
-        incomplete = [dict(r._mapping) for r in rows if not r.complete]
-        listings = {
-            "run_id": runs[0]["run_id"],
-            "total": len(rows),
-            "complete": len(rows) - len(incomplete),
-            "devices_seen": sum(r.devices_seen or 0 for r in rows if r.kind == "find_by_owner"),
-            "total_size": sum(r.total_size or 0 for r in rows if r.kind == "find_by_owner"),
-            "incomplete": incomplete,
-        }
-    last_good = conn.execute(
-        select(cols.run_id, cols.finished_at, cols.status)
-        .where(cols.status.in_(("succeeded", "partial")))
-        .order_by(cols.run_id.desc())
-        .limit(1)
-    ).first()
-    snapshot: dict[str, Any] = {
-        "devices_current": conn.execute(
-            select(func.count()).select_from(Device).where(Device.removed_at.is_(None))
-        ).scalar_one(),
-        "customers_current": conn.execute(
-            select(func.count()).select_from(Customer).where(Customer.removed_at.is_(None))
-        ).scalar_one(),
-        "run_id": None,
-        "finished_at": None,
-        "age_s": None,
-    }
-    if last_good is not None and last_good.finished_at is not None:
-        snapshot["run_id"] = last_good.run_id
-        snapshot["status"] = last_good.status
-        snapshot["finished_at"] = last_good.finished_at
-        snapshot["age_s"] = (datetime.now(UTC) - last_good.finished_at).total_seconds()
-    return {"snapshot": snapshot, "last_run_listings": listings, "runs": runs}
-
-
-def humanize_age(seconds: float) -> str:
-    """``3 min``, ``2 h 5 min``, ``4 days``."""
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = seconds / 60
-    if minutes < 90:
-        return f"{minutes:.0f} min"
-    hours = int(minutes // 60)
-    if hours < 48:
-        return f"{hours} h {int(minutes % 60)} min"
-    return f"{hours // 24} days"
-
-
-def _print_status(data: dict[str, Any], where: str) -> None:
-    lines = [f"Database: {where}"]
-    snap = data["snapshot"]
-    if not data["runs"]:
-        lines.append("No sync has run yet; run `zt-inventory sync`.")
-        _print(lines)
-        return
-    if snap["finished_at"] is None:
-        lines.append("Snapshot: none yet (no run has succeeded); run `zt-inventory sync`.")
-    else:
-        lines.append(
-            f"Snapshot: {snap['devices_current']:,} current devices, "
-            f"{snap['customers_current']:,} customers, from run {snap['run_id']} "
-            f"({snap['status']}), finished {_cell(snap['finished_at'])}, "
-            f"{humanize_age(snap['age_s'])} ago"
-        )
-    lst = data["last_run_listings"]
-    if lst:
-        lines.append(
-            f"Last run {lst['run_id']}: {lst['complete']} of {lst['total']} listings complete, "
-            f"{lst['devices_seen']:,} devices seen of {lst['total_size']:,} reported by totalSize"
-        )
-        for item in lst["incomplete"][:10]:
-            owners = len(item["company_ids"] or [])
-            owners += len(item["google_workspace_customer_ids"] or [])
-            lines.append(
-                f"  listing {item['listing_id']} ({item['kind']}, {item['section_type'] or '-'}, "
-                f"{owners} owners) incomplete: {item['error'] or 'not finished'}"
-            )
-        if len(lst["incomplete"]) > 10:
-            lines.append(f"  … and {len(lst['incomplete']) - 10} more incomplete listings")
-    table = Table(title="Last runs", title_justify="left")
-    headers = [
-        "run", "trigger", "status", "started", "duration", "seen", "added", "changed",
-        "removed", "reappeared", "requests", "retries", "error",
-    ]  # fmt: skip
-    for name in headers:
-        left = name in ("trigger", "status", "started", "error")
-        table.add_column(name, justify="left" if left else "right")
-    for run in data["runs"]:
-        duration = f"{run['duration_s']:.1f} s" if run["duration_s"] is not None else "-"
-        table.add_row(
-            str(run["run_id"]), run["trigger"], run["status"], _cell(run["started_at"]), duration,
-            *(f"{run[k] or 0:,}" for k in (
-                "devices_seen", "devices_added", "devices_changed", "devices_removed",
-                "devices_reappeared", "api_requests", "retries",
-            )),
-            _first_line(run["error"] or "")[:120],
-        )  # fmt: skip
-    _print([*lines, table])
-
-
-def _natural_width(renderable: Any) -> int:
-    probe = Console(file=io.StringIO(), width=100_000)
-    if isinstance(renderable, str):
-        return len(renderable)
-    return int(probe.measure(renderable).maximum)
-
-
-def _print(items: list[Any], stream: TextIO | None = None) -> None:
-    """Print text lines and tables; off a terminal, as wide as they need, never wrapped."""
-    stream = stream or sys.stdout
-    width = max((_natural_width(item) for item in items), default=80)
-    console = _console_for(stream, width)
-    for item in items:
-        if isinstance(item, str):
-            console.print(item, markup=False, highlight=False)
-        else:
-            console.print(item)
+    _print(status_items(data, redact_url(settings.database.url)))
 
 
 # --- sql ---------------------------------------------------------------------------------------
-
-
-def _forbid_attach(dbapi_conn: Any, _record: Any) -> None:
-    # mode=ro covers the main file, but ATTACH opens other files read-write (and creates them).
-    dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-
-
-def _is_write_refusal(exc: Exception) -> bool:
-    sqlstate = getattr(exc, "sqlstate", None)
-    if sqlstate in ("25006", "42501"):  # read_only_sql_transaction, insufficient_privilege
-        return True
-    text = str(exc).lower()
-    return any(
-        marker in text
-        for marker in (
-            "readonly database",
-            "read-only",
-            "too many attached databases",
-            "cannot vacuum from within a transaction",
-        )
-    )
-
-
-@contextmanager
-def run_read_only(
-    url: str, statement: str
-) -> Iterator[tuple[list[str], Iterator[tuple[Any, ...]]]]:
-    """Run one statement on a connection the database itself keeps read-only.
-
-    SQLite is opened with ``mode=ro`` and ATTACH disabled; PostgreSQL runs it in a read-only
-    transaction, as ``pg_read_all_data`` when the user may take that role (so a superuser cannot
-    write server files with COPY either), through the extended protocol (one statement only: no
-    ``COMMIT; BEGIN READ WRITE; …``). Nothing is ever committed.
-
-    Yields:
-        (column names, row iterator).
-
-    Raises:
-        ReadOnlyError: the database refused a write.
-        InventoryError: the statement failed for another reason.
-    """
-    engine = _read_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _forbid_attach)
-        engine.dispose()  # the revision check's connection predates the listener
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    postgres = engine.dialect.name == "postgresql"
-    try:
-        with engine.connect() as conn:
-            conn.begin()  # SQLite: BEGIN, so the statement reads one consistent snapshot
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            cursor = raw.cursor()
-            try:
-                if postgres:
-                    _take_read_role(cursor)
-                    cursor.execute(statement, prepare=True)
-                else:
-                    cursor.execute(statement)
-                columns = [str(d[0]) for d in cursor.description or []]
-
-                def rows() -> Iterator[Row]:
-                    while columns:
-                        batch = cursor.fetchmany(FETCH_ROWS)
-                        if not batch:
-                            return
-                        yield from (tuple(r) for r in batch)
-
-                yield columns, rows()
-            except dbapi_error as exc:
-                with suppress(dbapi_error):
-                    cursor.close()
-                conn.invalidate()  # e.g. a COPY left the protocol mid-stream
-                raise _sql_error(exc, url) from None
-            cursor.close()
-    finally:
-        engine.dispose()
-
-
-def _take_read_role(cursor: Any) -> None:
-    cursor.execute(
-        # CASE, not AND: PostgreSQL may evaluate AND's operands in any order, and
-        # pg_has_role fails for a role that does not exist (before PostgreSQL 14).
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) "
-        "THEN pg_has_role(current_user, %s, 'MEMBER') ELSE false END",
-        (SQL_READ_ROLE, SQL_READ_ROLE),
-    )
-    row = cursor.fetchone()
-    if row and row[0]:
-        cursor.execute(f"SET LOCAL ROLE {SQL_READ_ROLE}")
-
-
-def _sql_error(exc: Exception, url: str) -> InventoryError:
-    message = _scrub(_first_line(str(exc)), url) or type(exc).__name__
-    if _is_write_refusal(exc):
-        return ReadOnlyError(f"the sql command is read-only: {message}")
-    if "COPY cannot be used" in message:
-        return InventoryError(
-            "the sql command cannot run COPY; use a SELECT with --format csv instead"
-        )
-    return InventoryError(f"the query failed: {message}")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    return str(value)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=_json_default)
-    if isinstance(value, Decimal | bytes | bytearray | memoryview | date):
-        return str(_json_default(value))
-    return str(value)
-
-
-def _console_for(stream: TextIO, content_width: int = 0) -> Console:
-    if _is_terminal(stream):
-        return Console(file=stream)
-    # Not a terminal: no wrapping or truncating at 80 columns.
-    return Console(file=stream, width=max(80, content_width), no_color=True, highlight=False)
 
 
 @main.command()
@@ -947,29 +587,20 @@ def sql(ctx: click.Context, statement: str, fmt: str) -> None:
             writer = csv.writer(sys.stdout, lineterminator="\n")
             writer.writerow(columns)
             for row in rows:
-                writer.writerow([_cell(v) for v in row])
+                writer.writerow([cell(v) for v in row])
         elif fmt == "json":
             _write_json_rows(columns, rows)
         else:
-            _write_table(columns, rows)
+            _print(rows_table(columns, rows))
 
 
 def _write_json_rows(columns: list[str], rows: Iterator[tuple[Any, ...]]) -> None:
     out = sys.stdout
     out.write("[")
     for n, row in enumerate(rows):
-        text = json.dumps(dict(zip(columns, row, strict=True)), default=_json_default)
+        text = json.dumps(dict(zip(columns, row, strict=True)), default=json_default)
         out.write(("," if n else "") + "\n  " + text)
     out.write("\n]\n")
-
-
-def _write_table(columns: list[str], rows: Iterator[tuple[Any, ...]]) -> None:
-    table = Table(*columns)
-    count = 0
-    for row in rows:
-        table.add_row(*(_cell(v) for v in row))
-        count += 1
-    _print([table, f"({count} row{'s' if count != 1 else ''})"])
 
 
 # --- emulator, demo, schedule ------------------------------------------------------------------
@@ -1190,7 +821,7 @@ def schedule(
     settings = _settings(ctx)
     _setup_logging(ctx, logging.INFO, also=("apscheduler",))
     require_for_sync(settings)
-    engine = _read_engine(settings.database.url)
+    engine = read_engine(settings.database.url)
     engine.dispose()
     service = SyncService(
         settings,

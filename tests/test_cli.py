@@ -21,10 +21,11 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, insert, select, text
 
-from inventory import cli, db
-from inventory.cli import humanize_age, main
+from inventory import cli, db, display
+from inventory.cli import main
 from inventory.emulator import Emulator, LoopbackServer, generate_fleet, serve
 from inventory.models import Device, SyncListing, SyncRun
+from inventory.status import humanize_age
 from inventory.store import WriterLock, make_engine
 from inventory.sync import SyncResult
 
@@ -574,8 +575,8 @@ def test_plain_progress_logs_on_phase_change_and_interval() -> None:
 
     clock = iter([0.0, 1.0, 2.0, 10.0]).__next__
     seen: list[str] = []
-    progress = cli.PlainProgress(interval=5, clock=clock)
-    cli.log.info = lambda _fmt, text: seen.append(text)  # type: ignore[method-assign]
+    progress = display.PlainProgress(interval=5, clock=clock)
+    display.log.info = lambda _fmt, text: seen.append(text)  # type: ignore[method-assign]
     try:
         p = Progress(phase="customers")
         progress(p)  # first: logged
@@ -584,7 +585,7 @@ def test_plain_progress_logs_on_phase_change_and_interval() -> None:
         progress(p)  # phase change: logged
         progress(p)  # 8 s later: logged
     finally:
-        del cli.log.info
+        del display.log.info
     assert len(seen) == 3
     assert seen[1].startswith("devices: customers 0/0")
 

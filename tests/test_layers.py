@@ -40,14 +40,29 @@ ALLOWED: dict[str, set[str]] = {
         "errors",
     },
     "scheduler": {"sync", "config", "errors", "store", "db", "models"},
+    "readonly": {"errors", "store", "db"},
+    "status": {"models"},
+    "display": {"status"},  # and sync, for types only (under TYPE_CHECKING)
 }
 # third-party packages and the only modules that may import them
 OWNERS = {
     "click": {"cli"},
     "apscheduler": {"scheduler"},
-    "sqlalchemy": {"models", "store", "db", "sync", "staging", "merge", "cli", "scheduler", "demo"},
+    "sqlalchemy": {
+        "models",
+        "store",
+        "db",
+        "sync",
+        "staging",
+        "merge",
+        "readonly",
+        "status",
+        "cli",
+        "scheduler",
+        "demo",
+    },
     "httpx": {"http", "auth", "api", "emulator", "cli", "demo"},
-    "rich": {"cli", "demo"},
+    "rich": {"display", "cli", "demo"},
 }
 
 

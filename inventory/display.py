@@ -1,0 +1,213 @@
+"""What the CLI shows, built but not printed: rich tables, text lines and value formatting.
+
+Functions here return renderables (``str`` lines and rich ``Table``s) for ``cli.py`` to print;
+:class:`PlainProgress` writes through the ``logging`` handler the CLI installs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from inventory.status import humanize_age
+
+if TYPE_CHECKING:
+    from inventory.sync import Progress, SyncResult
+
+log = logging.getLogger(__name__)
+
+PROGRESS_LOG_S = 5.0  # plain (non-terminal) progress: one log line at most this often
+STATUS_INCOMPLETE_SHOWN = 10  # incomplete listings named one per line by `status`
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=…)`` for database values: dates, decimals, bytes."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def cell(value: Any) -> str:
+    """One database value as table or CSV text ("" for NULL)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=json_default)
+    if isinstance(value, Decimal | bytes | bytearray | memoryview | date):
+        return str(json_default(value))
+    return str(value)
+
+
+def natural_width(renderable: Any) -> int:
+    """The columns ``renderable`` needs when nothing wraps it."""
+    probe = Console(file=io.StringIO(), width=100_000)
+    if isinstance(renderable, str):
+        return len(renderable)
+    return int(probe.measure(renderable).maximum)
+
+
+def _first_line(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0].strip() if text else ""
+
+
+# --- sync --------------------------------------------------------------------------------------
+
+
+def progress_text(p: Progress) -> str:
+    """The live counters as one line."""
+    expected = f"/{p.devices_expected}" if p.devices_expected else ""
+    return (
+        f"{p.phase}: customers {p.customers_done}/{p.customers_total}, "
+        f"listings {p.listings_done}/{p.listings_total}, devices {p.devices_seen}{expected}, "
+        f"{p.api_requests} requests, {p.retries} retries"
+    )
+
+
+class PlainProgress:
+    """Progress as log lines: at every phase change and every ``interval`` seconds."""
+
+    def __init__(
+        self, interval: float = PROGRESS_LOG_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.phase = ""
+        self.last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = self.clock()
+        if p.phase == self.phase and now - self.last < self.interval:
+            return
+        self.phase, self.last = p.phase, now
+        log.info("%s", progress_text(p))
+
+
+def summary_table(result: SyncResult) -> Table:
+    """The one-screen summary of a run."""
+    title = f"Sync run {result.run_id or '-'}: {result.status}"
+    if result.dry_run:
+        title = f"Dry run: {result.status} (nothing written)"
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    complete = sum(1 for x in result.listings if x.complete)
+    duration = f"{result.duration_s:.1f} s" if result.duration_s is not None else "-"
+    verb = "would be " if result.dry_run else ""
+    rows: list[tuple[str, Any]] = [
+        ("duration", duration),
+        ("customers", result.customers_seen),
+        ("devices seen", result.devices_seen),
+        (f"{verb}added", result.devices_added),
+        (f"{verb}changed", result.devices_changed),
+        (f"{verb}removed", result.devices_removed),
+        (f"{verb}reappeared", result.devices_reappeared),
+        ("listings complete", f"{complete}/{len(result.listings)}"),
+        ("API requests", result.api_requests),
+        ("retries", result.retries),
+    ]
+    if result.identifiers_looked_up:
+        found = f"{result.identifiers_found}/{result.identifiers_looked_up}"
+        rows.append(("identifiers found", found))
+    if result.unknown_fields:
+        rows.append(("unknown API fields", ", ".join(sorted(result.unknown_fields))))
+    if result.warnings:
+        rows.append(("warnings", len(result.warnings)))
+    if result.error:
+        rows.append(("error", result.error))
+    for key, value in rows:
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    return table
+
+
+# --- status and sql ----------------------------------------------------------------------------
+
+
+def status_items(data: dict[str, Any], where: str) -> list[str | Table]:
+    """``collect_status`` data as text lines and the runs table, in print order.
+
+    Args:
+        data: what :func:`inventory.status.collect_status` returned.
+        where: the (redacted) database URL.
+    """
+    lines: list[str | Table] = [f"Database: {where}"]
+    snap = data["snapshot"]
+    if not data["runs"]:
+        lines.append("No sync has run yet; run `zt-inventory sync`.")
+        return lines
+    if snap["finished_at"] is None:
+        lines.append("Snapshot: none yet (no run has succeeded); run `zt-inventory sync`.")
+    else:
+        lines.append(
+            f"Snapshot: {snap['devices_current']:,} current devices, "
+            f"{snap['customers_current']:,} customers, from run {snap['run_id']} "
+            f"({snap['status']}), finished {cell(snap['finished_at'])}, "
+            f"{humanize_age(snap['age_s'])} ago"
+        )
+    lst = data["last_run_listings"]
+    if lst:
+        lines.append(
+            f"Last run {lst['run_id']}: {lst['complete']} of {lst['total']} listings complete, "
+            f"{lst['devices_seen']:,} devices seen of {lst['total_size']:,} reported by totalSize"
+        )
+        for item in lst["incomplete"][:STATUS_INCOMPLETE_SHOWN]:
+            owners = len(item["company_ids"] or [])
+            owners += len(item["google_workspace_customer_ids"] or [])
+            lines.append(
+                f"  listing {item['listing_id']} ({item['kind']}, {item['section_type'] or '-'}, "
+                f"{owners} owners) incomplete: {item['error'] or 'not finished'}"
+            )
+        more = len(lst["incomplete"]) - STATUS_INCOMPLETE_SHOWN
+        if more > 0:
+            lines.append(f"  … and {more} more incomplete listings")
+    return [*lines, _runs_table(data["runs"])]
+
+
+def _runs_table(runs: list[dict[str, Any]]) -> Table:
+    table = Table(title="Last runs", title_justify="left")
+    headers = [
+        "run", "trigger", "status", "started", "duration", "seen", "added", "changed",
+        "removed", "reappeared", "requests", "retries", "error",
+    ]  # fmt: skip
+    for name in headers:
+        left = name in ("trigger", "status", "started", "error")
+        table.add_column(name, justify="left" if left else "right")
+    for run in runs:
+        duration = f"{run['duration_s']:.1f} s" if run["duration_s"] is not None else "-"
+        table.add_row(
+            str(run["run_id"]), run["trigger"], run["status"], cell(run["started_at"]), duration,
+            *(f"{run[k] or 0:,}" for k in (
+                "devices_seen", "devices_added", "devices_changed", "devices_removed",
+                "devices_reappeared", "api_requests", "retries",
+            )),
+            _first_line(run["error"] or "")[:120],
+        )  # fmt: skip
+    return table
+
+
+def rows_table(columns: list[str], rows: Iterable[tuple[Any, ...]]) -> list[str | Table]:
+    """A query's rows as a table, then the ``(N rows)`` line."""
+    table = Table(*columns)
+    count = 0
+    for row in rows:
+        table.add_row(*(cell(v) for v in row))
+        count += 1
+    return [table, f"({count} row{'s' if count != 1 else ''})"]
