@@ -361,7 +361,12 @@ def load_settings(
         schedule=ScheduleSettings(**schedule),
         source=source,
     )
-    if settings.auth.credentials.lower() == "anonymous" and settings.is_google_endpoint:
+    endpoint_ok = not any(e.startswith("api.endpoint") for e in errors)
+    if (
+        settings.auth.credentials.lower() == "anonymous"
+        and endpoint_ok
+        and settings.is_google_endpoint
+    ):
         errors.append(
             'auth.credentials = "anonymous" is allowed only for a non-Google api.endpoint '
             '(emulator, tests); use a service-account key file or "adc"'

@@ -230,6 +230,8 @@ class ApiTransport:
                 error = RetriableApiError(f"{what}: timed out on {path} ({type(exc).__name__})")
             except httpx.TransportError as exc:
                 error = RetriableApiError(f"{what}: connection failed on {path}: {exc}")
+            except RetriableApiError as exc:  # e.g. the token endpoint was unreachable
+                error = exc
             else:
                 if response.is_success:
                     return decode_json(response, what)

@@ -88,6 +88,26 @@ def change_counts(conn: Connection | Engine, run_id: int) -> dict[str, int]:
     return {k: int(v) for k, v in conn.execute(sql, {"r": run_id})}
 
 
+def staged_per_listing(engine: Engine, run_id: int) -> dict[int, int]:
+    """Distinct devices staged by each findByOwner listing of the run."""
+    sql = text(
+        "SELECT listing_id, COUNT(*) FROM sync_staging_devices "
+        "WHERE run_id = :r AND listing_id > 0 GROUP BY listing_id"
+    )
+    with engine.connect() as conn:
+        return {int(k): int(v) for k, v in conn.execute(sql, {"r": run_id})}
+
+
+def has_cross_listing_duplicates(engine: Engine, run_id: int) -> bool:
+    """True when some device was staged by more than one listing (or lookup) of the run."""
+    sql = text(
+        "SELECT 1 FROM sync_staging_devices WHERE run_id = :r "
+        "GROUP BY device_id HAVING COUNT(*) > 1"
+    )
+    with engine.connect() as conn:
+        return conn.execute(sql, {"r": run_id}).first() is not None
+
+
 def preview(engine: Engine, run_id: int, limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` staged changes of each kind: what a dry run would apply."""
     sql = text(

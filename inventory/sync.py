@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from inventory import merge, staging
 from inventory.api import ZeroTouchClient
-from inventory.auth import build_auth
+from inventory.auth import GoogleAuth, load_credentials
 from inventory.config import Settings, require_for_sync
 from inventory.db import check_revision
 from inventory.errors import (
@@ -46,6 +46,7 @@ from inventory.transform import BadRecordError, DeviceRows, to_customer_row, to_
 
 if TYPE_CHECKING:
     import httpx
+    from google.auth.credentials import Credentials
 
 log = logging.getLogger("inventory.sync")
 
@@ -182,6 +183,10 @@ def run_sync(
     require_for_sync(settings)
     ident_path = settings.sync.identifiers_file if identifiers_file is None else identifiers_file
     identifiers = read_identifiers(ident_path) if ident_path else []
+    try:
+        credentials = load_credentials(settings.auth.credentials)
+    except AuthError as exc:  # an unusable key file is bad configuration: nothing ran
+        raise ConfigError(str(exc)) from None
     engine = make_engine(settings.database.url)
     try:
         check_revision(engine)
@@ -194,6 +199,7 @@ def run_sync(
                 allow_mass_removal=allow_mass_removal,
                 customers=list(customers) if customers else list(settings.sync.customers),
                 identifiers=identifiers,
+                credentials=credentials,
                 on_progress=on_progress,
                 transport=transport,
                 sleep=sleep,
@@ -215,6 +221,7 @@ class _Run:
         allow_mass_removal: bool,
         customers: list[int],
         identifiers: list[tuple[int, dict[str, str]]],
+        credentials: Credentials | None,
         on_progress: Callable[[Progress], None] | None,
         transport: httpx.BaseTransport | None,
         sleep: Callable[[float], None],
@@ -226,6 +233,7 @@ class _Run:
         self.allow_mass_removal = allow_mass_removal
         self.subset = customers
         self.identifiers = identifiers
+        self.credentials = credentials
         self.on_progress = on_progress
         self.transport = transport
         self.sleep = sleep
@@ -325,10 +333,8 @@ class _Run:
             api.endpoint, timeout_s=api.timeout_s, concurrency=1, transport=self.transport
         )
         try:
-            try:
-                auth = build_auth(self.settings.auth.credentials, token_client)
-            except AuthError as exc:
-                raise ConfigError(str(exc)) from None
+            creds = self.credentials
+            auth = None if creds is None else GoogleAuth(creds, token_client)
             client = build_client(
                 api.endpoint,
                 timeout_s=api.timeout_s,
@@ -621,8 +627,17 @@ class _Run:
         incomplete = [x.listing_id for x in owner_listings if not x.complete]
         staging.mark_incomplete(self.engine, run_id, incomplete)
         sections = self.settings.sync.section_types
-        workspace = any(x.google_workspace_customer_ids for x in owner_listings)
-        if len(sections) > 1 or workspace or self.identifiers:
+        staged = merge.staged_per_listing(self.engine, run_id)
+        for x in owner_listings:
+            repeated = x.devices_seen - staged.get(x.listing_id, 0)
+            if repeated > 0:
+                self._warn(
+                    f"listing {x.listing_id} returned {repeated} device(s) more than once; "
+                    "each is stored once"
+                )
+        # A device can come back from two listings: claims in two sections, a company and a
+        # Workspace listing, an identifier lookup, or a device that moved while we paged.
+        if merge.has_cross_listing_duplicates(self.engine, run_id):
             staging.deduplicate(self.engine, run_id)
         self._notify("merging")
         merge.stage_removals(
