@@ -1,7 +1,8 @@
 """google-auth's service-account flow against the emulator's token endpoint, and bearer checks.
 
-``requests`` is not a dependency, so a small ``google.auth.transport.Request`` over httpx
-carries google-auth's token requests to the in-process transport or the loopback server.
+``requests`` is not a dependency: the product's ``google.auth.transport.Request`` over httpx
+(``inventory.auth.HttpxRequest``) carries google-auth's token requests to the in-process
+transport or the loopback server.
 """
 
 from __future__ import annotations
@@ -9,19 +10,18 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import google.auth.exceptions
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from google.auth import transport
 from google.oauth2 import service_account
 
+from inventory.auth import HttpxRequest
 from inventory.emulator import (
     SCOPE,
     Emulator,
@@ -35,47 +35,6 @@ PID = 1234567
 CUSTOMERS = f"/v1/partners/{PID}/customers"
 IN_PROCESS_TOKEN_URI = "http://zt-emulator.invalid/token"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-
-
-class _Response(transport.Response):
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-
-    @property
-    def status(self) -> int:
-        return self._response.status_code
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._response.headers
-
-    @property
-    def data(self) -> bytes:
-        return self._response.content
-
-
-class HttpxRequest(transport.Request):
-    """google-auth's transport interface over an httpx client."""
-
-    def __init__(self, client: httpx.Client) -> None:
-        self.client = client
-
-    def __call__(
-        self,
-        url: str,
-        method: str = "GET",
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> _Response:
-        try:
-            response = self.client.request(
-                method, url, content=body, headers=headers, timeout=timeout
-            )
-        except httpx.HTTPError as exc:
-            raise google.auth.exceptions.TransportError(str(exc)) from exc
-        return _Response(response)
 
 
 class FakeClock:
