@@ -16,7 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from inventory.errors import ApiError, AuthError, FatalApiError, RetriableApiError
+from inventory.errors import (
+    ApiError,
+    AuthError,
+    CancelledError,
+    FatalApiError,
+    RetriableApiError,
+)
 from inventory.http import (
     AUTH_HINT,
     BACKOFF_MAX_S,
@@ -576,9 +582,9 @@ def test_html_with_200_is_fatal_not_retried(harness: MakeHarness) -> None:
 
 def test_cancelled_before_sending(harness: MakeHarness) -> None:
     h = harness([ok()], should_stop=lambda: True)
-    with pytest.raises(FatalApiError) as info:
+    with pytest.raises(CancelledError) as info:
         h.call()
-    assert str(info.value) == f"{WHAT}: cancelled"
+    assert str(info.value) == "cancelled"
     assert h.script.requests == []
     assert h.counters.requests == 0
 
@@ -591,7 +597,7 @@ def test_cancelled_between_retries(harness: MakeHarness) -> None:
         return err(503)
 
     h = harness([fail_and_stop, ok()], should_stop=stop.is_set)
-    with pytest.raises(FatalApiError, match="cancelled"):
+    with pytest.raises(CancelledError, match="cancelled"):
         h.call()
     assert h.counters.requests == 1
     assert len(h.script.steps) == 1
