@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("inventory.sync")
 
-MAX_IDS_PER_LISTING = 100
+MAX_IDS_PER_LISTING = 1000  # owner ids in one findByOwner body (the API sets no maximum)
 LISTINGS_PER_WORKER = 4
 QUEUE_PAGES_PER_WORKER = 2
 MAX_WARNINGS_KEPT = 50
@@ -351,13 +351,17 @@ class _Run:
                     counters=self.counters, should_stop=self.stopping,
                 )  # fmt: skip
                 zt = ZeroTouchClient(sender, self.partner_id)
-                company_ids, workspace_ids = self._stage_customers(zt, run_id)
-                tasks = self._plan(company_ids, workspace_ids)
+                owners, extra_workspaces = self._stage_customers(zt, run_id)
+                tasks = self._plan(owners, extra_workspaces)
                 self._run_tasks(zt, run_id, tasks)
         finally:
             token_client.close()
 
-    def _stage_customers(self, zt: ZeroTouchClient, run_id: int) -> tuple[list[int], list[str]]:
+    def _stage_customers(
+        self, zt: ZeroTouchClient, run_id: int
+    ) -> tuple[list[tuple[int, str | None]], list[str]]:
+        """Stage ``customers.list``; return the (company, Workspace id) pairs to list, and the
+        configured Workspace ids that belong to no listed customer."""
         self._notify("customers")
         companies: list[int] = []
         workspaces: dict[int, str] = {}
@@ -390,45 +394,50 @@ class _Run:
         self.result.customers_seen = counted
         # Chrome OS devices may be claimed for a Workspace account that is no zero-touch
         # customer of the reseller: sync.google_workspace_customer_ids names those.
-        extra = list(self.settings.sync.google_workspace_customer_ids)
+        chosen = companies
         if self.subset:
             known = set(companies)
             for missing in (c for c in self.subset if c not in known):
                 self._warn(f"customer {missing} is not in customers.list; listed anyway")
-            chosen = [workspaces[c] for c in self.subset if c in workspaces]
-            return list(self.subset), list(dict.fromkeys(chosen + extra))
-        return companies, list(dict.fromkeys([*workspaces.values(), *extra]))
+            chosen = list(self.subset)
+        owners = [(c, workspaces.get(c)) for c in chosen]
+        own = {w for _, w in owners if w}
+        extra = [w for w in self.settings.sync.google_workspace_customer_ids if w not in own]
+        return owners, extra
 
-    def _plan(self, company_ids: list[int], workspace_ids: list[str]) -> list[_Task]:
-        """Pack customers into listings: few enough calls, enough listings to keep workers busy."""
+    def _plan(self, owners: list[tuple[int, str | None]], extra: list[str]) -> list[_Task]:
+        """Pack customers into listings: few calls, and enough listings to keep workers busy.
+
+        A listing asks for its customers' ids and their Workspace accounts together (the API
+        returns devices matching either), so a Chrome OS device claimed with both is fetched
+        once. Each listing wastes at most its last, partly filled page; ``LISTINGS_PER_WORKER``
+        listings per concurrent request keep the workers busy while the long ones page.
+        """
         workers = self.settings.api.concurrency * LISTINGS_PER_WORKER
-        tasks: list[_Task] = []
-        number = 0
-        for section in self.settings.sync.section_types:
-            owners: tuple[tuple[str, list[Any]], ...] = (
-                ("company", list(company_ids)),
-                ("workspace", list(workspace_ids)),
+        groups: list[tuple[list[int], list[str]]] = []
+        if owners:
+            size = max(1, min(MAX_IDS_PER_LISTING, math.ceil(len(owners) / workers)))
+            for start in range(0, len(owners), size):
+                chunk = owners[start : start + size]
+                spaces = list(dict.fromkeys(w for _, w in chunk if w))
+                groups.append(([c for c, _ in chunk], spaces))
+        if extra:
+            size = max(1, min(MAX_IDS_PER_LISTING, math.ceil(len(extra) / workers)))
+            groups += [([], extra[i : i + size]) for i in range(0, len(extra), size)]
+        tasks = [
+            _Task(
+                ListingResult(
+                    listing_id=number,
+                    kind="find_by_owner",
+                    section_type=section,
+                    company_ids=companies,
+                    google_workspace_customer_ids=spaces,
+                )
             )
-            for kind, ids in owners:
-                if not ids:
-                    continue
-                size = max(1, min(MAX_IDS_PER_LISTING, math.ceil(len(ids) / workers)))
-                for start in range(0, len(ids), size):
-                    chunk = ids[start : start + size]
-                    number += 1
-                    tasks.append(
-                        _Task(
-                            ListingResult(
-                                listing_id=number,
-                                kind="find_by_owner",
-                                section_type=section,
-                                company_ids=list(chunk) if kind == "company" else [],
-                                google_workspace_customer_ids=(
-                                    list(chunk) if kind == "workspace" else []
-                                ),
-                            )
-                        )
-                    )
+            for number, (section, (companies, spaces)) in enumerate(
+                ((sec, g) for sec in self.settings.sync.section_types for g in groups), start=1
+            )
+        ]
         self.result.listings = [t.listing for t in tasks]
         if self.identifiers:
             lookup = ListingResult(
