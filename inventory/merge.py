@@ -160,6 +160,37 @@ def apply(conn: Connection, run_id: int, now: datetime) -> None:
             stmt = stmt.bindparams(bindparam("now", type_=UTCDateTime()))
         conn.execute(stmt, params)
 
+    # Each group of statements below scans the run's staging rows; skip the groups with
+    # nothing to do (an unchanged re-sync has neither accepted nor removed devices).
+    counts = change_counts(conn, run_id)
+    accepted = any(counts.get(c) for c in ("added", "changed", "reappeared"))
+    removed = bool(counts.get("removed"))
+    if accepted:
+        _apply_accepted(run)
+    if accepted or removed:
+        run(
+            f"""
+            UPDATE device_versions SET valid_to = :now
+            WHERE valid_to IS NULL
+              AND (device_id IN ({_ACCEPTED_IDS}) OR device_id IN ({_REMOVED_IDS}))
+            """
+        )
+    if accepted:
+        run(
+            f"""
+            INSERT INTO device_versions (device_id, valid_from, valid_to, run_id, removed,
+                                         owner_company_id, content_hash, raw)
+            SELECT device_id, :now, NULL, :r, FALSE, owner_company_id, content_hash, raw
+            FROM sync_staging_devices WHERE run_id = :r AND change IN {ACCEPTED}
+            """
+        )
+    if removed:
+        _apply_removed(run)
+    _apply_customers(run)
+
+
+def _apply_accepted(run: Callable[[str], None]) -> None:
+    """Devices, claims and metadata of the added, changed and reappeared devices."""
     cols = ", ".join(DEVICE_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in (*DEVICE_COLUMNS, "raw", "content_hash"))
     # Devices: only rows that changed are written; a re-sync of unchanged data writes none.
@@ -211,21 +242,10 @@ def apply(conn: Connection, run_id: int, now: datetime) -> None:
         ON CONFLICT (device_id, key) DO UPDATE SET value = excluded.value
         """
     )
-    # History: close the open version of every device that changed or left, open a new one.
-    run(
-        f"""
-        UPDATE device_versions SET valid_to = :now
-        WHERE valid_to IS NULL AND (device_id IN ({_ACCEPTED_IDS}) OR device_id IN ({_REMOVED_IDS}))
-        """
-    )
-    run(
-        f"""
-        INSERT INTO device_versions (device_id, valid_from, valid_to, run_id, removed,
-                                     owner_company_id, content_hash, raw)
-        SELECT device_id, :now, NULL, :r, FALSE, owner_company_id, content_hash, raw
-        FROM sync_staging_devices WHERE run_id = :r AND change IN {ACCEPTED}
-        """
-    )
+
+
+def _apply_removed(run: Callable[[str], None]) -> None:
+    """A closing version for each removed device, then its removal."""
     run(
         f"""
         INSERT INTO device_versions (device_id, valid_from, valid_to, run_id, removed,
@@ -238,7 +258,6 @@ def apply(conn: Connection, run_id: int, now: datetime) -> None:
     run(f"UPDATE devices SET removed_at = :now WHERE device_id IN ({_REMOVED_IDS})")
     run(f"DELETE FROM device_claims WHERE device_id IN ({_REMOVED_IDS})")
     run(f"DELETE FROM device_metadata WHERE device_id IN ({_REMOVED_IDS})")
-    _apply_customers(run)
 
 
 def _apply_customers(run: Callable[[str], None]) -> None:

@@ -55,6 +55,11 @@ COMPANY_FIELDS = frozenset(
     }
 )
 WORKSPACE_FIELDS = frozenset({"customerId", "preProvisioningTokens"})
+_IDENTIFIER_KEYS = frozenset(IDENTIFIER_FIELDS)
+_IDENTIFIER_ITEMS = tuple(IDENTIFIER_FIELDS.items())
+_INT64_DIGITS = 18  # any string of at most 18 ASCII digits is an int64: the fast path
+# json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 ZERO_TOUCH = "SECTION_TYPE_ZERO_TOUCH"
 _INT64 = re.compile(r"-?[0-9]{1,19}")
 _RFC3339 = re.compile(
@@ -87,6 +92,13 @@ def parse_int64(value: Any, what: str) -> int:
     Raises:
         BadRecordError: the value is not an int64.
     """
+    if (
+        value.__class__ is str
+        and len(value) <= _INT64_DIGITS
+        and value.isdigit()
+        and value.isascii()
+    ):
+        return int(value)
     if isinstance(value, bool):
         raise BadRecordError(f"{what} is not an int64: {value!r}")
     if isinstance(value, int) and -(2**63) <= value < 2**63:
@@ -132,7 +144,9 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _unknown(obj: dict[str, Any], known: frozenset[str] | dict[str, str], path: str) -> list[str]:
+def _unknown(obj: dict[str, Any], known: frozenset[str], path: str) -> list[str]:
+    if obj.keys() <= known:
+        return []
     return [f"{path}.{key}" for key in obj if key not in known]
 
 
@@ -148,24 +162,27 @@ def canonical_device(device: dict[str, Any], device_id: int) -> dict[str, Any]:
     if isinstance(claims, list):
         normalised = []
         for claim in claims:
-            if isinstance(claim, dict):
+            if isinstance(claim, dict) and (
+                _is_number(claim.get("ownerCompanyId")) or _is_number(claim.get("resellerId"))
+            ):
                 claim = dict(claim)
                 for key in ("ownerCompanyId", "resellerId"):
-                    if isinstance(claim.get(key), int | float) and not isinstance(
-                        claim.get(key), bool
-                    ):
+                    if _is_number(claim.get(key)):
                         claim[key] = str(int(claim[key]))
             normalised.append(claim)
-        canon["claims"] = sorted(
-            normalised, key=lambda c: json.dumps(c, sort_keys=True, ensure_ascii=False)
-        )
+        if len(normalised) > 1:  # one claim needs no sort key (the common case)
+            normalised.sort(key=lambda c: json.dumps(c, sort_keys=True, ensure_ascii=False))
+        canon["claims"] = normalised
     return canon
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def content_hash(obj: Any) -> str:
     """SHA-256 of the canonical JSON of ``obj`` (keys sorted, no whitespace)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL_JSON.encode(obj).encode("utf-8")).hexdigest()
 
 
 def to_device_rows(device: Any, partner_id: int) -> DeviceRows:
@@ -184,15 +201,17 @@ def to_device_rows(device: Any, partner_id: int) -> DeviceRows:
     if not isinstance(ident, dict):
         warnings.append(f"device {device_id}: deviceIdentifier is not an object")
         ident = {}
-    unknown += _unknown(ident, IDENTIFIER_FIELDS, "DeviceIdentifier")
+    unknown += _unknown(ident, _IDENTIFIER_KEYS, "DeviceIdentifier")
     row: dict[str, Any] = {
         "device_id": device_id,
         "partner_id": partner_id,
         "name": _text(device.get("name")),
         "configuration": _text(device.get("configuration")),
     }
-    for api_name, column in IDENTIFIER_FIELDS.items():
-        row[column] = _text(ident.get(api_name))
+    get = ident.get
+    for api_name, column in _IDENTIFIER_ITEMS:
+        value = get(api_name)
+        row[column] = value if value.__class__ is str and value else _text(value)
 
     claims: list[dict[str, Any]] = []
     seen_sections: set[str] = set()
