@@ -150,8 +150,12 @@ def customer_changes(conn: Connection | Engine, run_id: int) -> tuple[int, int]:
     )
 
 
-def apply(conn: Connection, run_id: int, now: datetime) -> None:
-    """Merge the run's staging into the public tables, inside the caller's transaction."""
+def apply(conn: Connection, run_id: int, now: datetime, counts: dict[str, int]) -> None:
+    """Merge the run's staging into the public tables, inside the caller's transaction.
+
+    ``counts`` is :func:`change_counts` of the run, taken before the transaction (the run
+    holds the writer lock, so staging cannot change in between).
+    """
     params = {"r": run_id, "now": now}
 
     def run(sql: str) -> None:
@@ -162,7 +166,6 @@ def apply(conn: Connection, run_id: int, now: datetime) -> None:
 
     # Each group of statements below scans the run's staging rows; skip the groups with
     # nothing to do (an unchanged re-sync has neither accepted nor removed devices).
-    counts = change_counts(conn, run_id)
     accepted = any(counts.get(c) for c in ("added", "changed", "reappeared"))
     removed = bool(counts.get("removed"))
     if accepted:

@@ -678,7 +678,7 @@ class _Run:
             staging.clear(self.engine, run_id)
             return
         with self.engine.begin() as conn:
-            merge.apply(conn, run_id, self.result.finished_at)
+            merge.apply(conn, run_id, self.result.finished_at, counts)
             if self.lookups:
                 now = self.result.finished_at
                 conn.execute(

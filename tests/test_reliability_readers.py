@@ -194,7 +194,7 @@ def test_the_reader_catches_a_merge_that_is_not_atomic(
     """Negative control: each merge statement in its own transaction, a pause between them."""
     original = merge.apply
 
-    def split_apply(conn: Connection, run_id: int, now: Any) -> None:
+    def split_apply(conn: Connection, run_id: int, *rest: Any) -> None:
         class OwnTransactions:
             def execute(self, *args: Any, **kwargs: Any) -> Any:
                 with conn.engine.begin() as own:
@@ -202,7 +202,7 @@ def test_the_reader_catches_a_merge_that_is_not_atomic(
                 time.sleep(0.03)
                 return result
 
-        original(OwnTransactions(), run_id, now)  # type: ignore[arg-type]
+        original(OwnTransactions(), run_id, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(merge, "apply", split_apply)
     writer = Writer(emu, db_url, 3)

@@ -102,7 +102,7 @@ def merge_statement(k: int, *, atomic: bool = True) -> None:
     """
     original = merge.apply
 
-    def apply(conn: Any, run_id: int, now: Any) -> None:
+    def apply(conn: Any, run_id: int, *args: Any) -> None:
         count = [0]
 
         def execute(*args: Any, **kwargs: Any) -> Any:
@@ -122,7 +122,7 @@ def merge_statement(k: int, *, atomic: bool = True) -> None:
             def __getattr__(self, attr: str) -> Any:
                 return getattr(conn, attr)
 
-        original(Counting(), run_id, now)  # type: ignore[arg-type]
+        original(Counting(), run_id, *args)  # type: ignore[arg-type]
 
     merge.apply = apply  # type: ignore[assignment]
 
