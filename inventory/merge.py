@@ -18,8 +18,10 @@ from inventory.models import UTCDateTime
 from inventory.staging import DEVICE_COLUMNS, REMOVAL_LISTING
 
 ACCEPTED = "('added', 'changed', 'reappeared')"
-_ACCEPTED_IDS = (
-    f"SELECT device_id FROM sync_staging_devices WHERE run_id = :r AND change IN {ACCEPTED}"
+UPDATED = "('changed', 'reappeared')"
+_ADDED_IDS = "SELECT device_id FROM sync_staging_devices WHERE run_id = :r AND change = 'added'"
+_UPDATED_IDS = (
+    f"SELECT device_id FROM sync_staging_devices WHERE run_id = :r AND change IN {UPDATED}"
 )
 _REMOVED_IDS = "SELECT device_id FROM sync_staging_devices WHERE run_id = :r AND change = 'removed'"
 
@@ -165,20 +167,24 @@ def apply(conn: Connection, run_id: int, now: datetime, counts: dict[str, int]) 
         conn.execute(stmt, params)
 
     # Each group of statements below scans the run's staging rows; skip the groups with
-    # nothing to do (an unchanged re-sync has neither accepted nor removed devices).
-    accepted = any(counts.get(c) for c in ("added", "changed", "reappeared"))
+    # nothing to do (an unchanged re-sync has neither accepted nor removed devices). Added
+    # devices have no rows anywhere yet, so they take plain inserts, cheaper than upserts.
+    added = bool(counts.get("added"))
+    updated = bool(counts.get("changed") or counts.get("reappeared"))
     removed = bool(counts.get("removed"))
-    if accepted:
-        _apply_accepted(run)
-    if accepted or removed:
+    if added:
+        _apply_added(run)
+    if updated:
+        _apply_updated(run)
+    if updated or removed:
         run(
             f"""
             UPDATE device_versions SET valid_to = :now
             WHERE valid_to IS NULL
-              AND (device_id IN ({_ACCEPTED_IDS}) OR device_id IN ({_REMOVED_IDS}))
+              AND (device_id IN ({_UPDATED_IDS}) OR device_id IN ({_REMOVED_IDS}))
             """
         )
-    if accepted:
+    if added or updated:
         run(
             f"""
             INSERT INTO device_versions (device_id, valid_from, valid_to, run_id, removed,
@@ -192,46 +198,74 @@ def apply(conn: Connection, run_id: int, now: datetime, counts: dict[str, int]) 
     _apply_customers(run)
 
 
-def _apply_accepted(run: Callable[[str], None]) -> None:
-    """Devices, claims and metadata of the added, changed and reappeared devices."""
+_CLAIM_COLUMNS = (
+    "owner_company_id, reseller_id, vacation_mode_start_time, vacation_mode_expire_time, "
+    "additional_service, google_workspace_customer_id"
+)
+
+
+def _apply_added(run: Callable[[str], None]) -> None:
+    """Devices new to the table, with their claims and metadata: plain inserts."""
     cols = ", ".join(DEVICE_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in (*DEVICE_COLUMNS, "raw", "content_hash"))
-    # Devices: only rows that changed are written; a re-sync of unchanged data writes none.
     run(
         f"""
         INSERT INTO devices (device_id, {cols}, raw, content_hash,
                              first_seen_at, last_changed_at, removed_at)
         SELECT device_id, {cols}, raw, content_hash, :now, :now, NULL
-        FROM sync_staging_devices WHERE run_id = :r AND change IN {ACCEPTED}
+        FROM sync_staging_devices WHERE run_id = :r AND change = 'added'
+        """
+    )
+    run(
+        f"""
+        INSERT INTO device_claims (device_id, section_type, {_CLAIM_COLUMNS})
+        SELECT device_id, section_type, {_CLAIM_COLUMNS} FROM sync_staging_claims
+        WHERE run_id = :r AND device_id IN ({_ADDED_IDS})
+        """
+    )
+    run(
+        f"""
+        INSERT INTO device_metadata (device_id, key, value)
+        SELECT device_id, key, value FROM sync_staging_metadata
+        WHERE run_id = :r AND device_id IN ({_ADDED_IDS})
+        """
+    )
+
+
+def _apply_updated(run: Callable[[str], None]) -> None:
+    """Changed and reappeared devices: upsert what is, drop the claims and metadata no longer."""
+    cols = ", ".join(DEVICE_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in (*DEVICE_COLUMNS, "raw", "content_hash"))
+    # Only rows that changed are written; a re-sync of unchanged data writes none.
+    run(
+        f"""
+        INSERT INTO devices (device_id, {cols}, raw, content_hash,
+                             first_seen_at, last_changed_at, removed_at)
+        SELECT device_id, {cols}, raw, content_hash, :now, :now, NULL
+        FROM sync_staging_devices WHERE run_id = :r AND change IN {UPDATED}
         ON CONFLICT (device_id) DO UPDATE SET {updates},
             last_changed_at = excluded.last_changed_at, removed_at = NULL
         """
     )
-    # Claims and metadata of changed devices: upsert what is, drop what no longer is.
     run(
         f"""
-        DELETE FROM device_claims WHERE device_id IN ({_ACCEPTED_IDS})
+        DELETE FROM device_claims WHERE device_id IN ({_UPDATED_IDS})
           AND NOT EXISTS (SELECT 1 FROM sync_staging_claims s WHERE s.run_id = :r
                           AND s.device_id = device_claims.device_id
                           AND s.section_type = device_claims.section_type)
         """
     )
-    claim_cols = (
-        "owner_company_id, reseller_id, vacation_mode_start_time, vacation_mode_expire_time, "
-        "additional_service, google_workspace_customer_id"
-    )
-    claim_updates = ", ".join(f"{c} = excluded.{c}" for c in claim_cols.split(", "))
+    claim_updates = ", ".join(f"{c} = excluded.{c}" for c in _CLAIM_COLUMNS.split(", "))
     run(
         f"""
-        INSERT INTO device_claims (device_id, section_type, {claim_cols})
-        SELECT device_id, section_type, {claim_cols} FROM sync_staging_claims
-        WHERE run_id = :r AND device_id IN ({_ACCEPTED_IDS})
+        INSERT INTO device_claims (device_id, section_type, {_CLAIM_COLUMNS})
+        SELECT device_id, section_type, {_CLAIM_COLUMNS} FROM sync_staging_claims
+        WHERE run_id = :r AND device_id IN ({_UPDATED_IDS})
         ON CONFLICT (device_id, section_type) DO UPDATE SET {claim_updates}
         """
     )
     run(
         f"""
-        DELETE FROM device_metadata WHERE device_id IN ({_ACCEPTED_IDS})
+        DELETE FROM device_metadata WHERE device_id IN ({_UPDATED_IDS})
           AND NOT EXISTS (SELECT 1 FROM sync_staging_metadata s WHERE s.run_id = :r
                           AND s.device_id = device_metadata.device_id
                           AND s.key = device_metadata.key)
@@ -241,7 +275,7 @@ def _apply_accepted(run: Callable[[str], None]) -> None:
         f"""
         INSERT INTO device_metadata (device_id, key, value)
         SELECT device_id, key, value FROM sync_staging_metadata
-        WHERE run_id = :r AND device_id IN ({_ACCEPTED_IDS})
+        WHERE run_id = :r AND device_id IN ({_UPDATED_IDS})
         ON CONFLICT (device_id, key) DO UPDATE SET value = excluded.value
         """
     )

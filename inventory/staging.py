@@ -8,7 +8,6 @@ rows carry the full content, with their claims and metadata.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,7 +23,7 @@ from inventory.models import (
     StagingDevice,
     StagingMetadata,
 )
-from inventory.transform import DeviceRows
+from inventory.transform import DeviceRows, json_text
 
 DEVICE_COLUMNS = (
     "partner_id",
@@ -125,7 +124,7 @@ class Stager:
                 devices.append(
                     (run_id, device_id, listing, change, r.content_hash, r.owner_company_id)
                     + tuple([device[c] for c in DEVICE_COLUMNS])
-                    + (raw_json(r.raw) if raw_json else r.raw,)
+                    + (raw_json(r.raw),)
                 )
                 for c in r.claims:
                     start, expire = c["vacation_mode_start_time"], c["vacation_mode_expire_time"]
@@ -190,14 +189,11 @@ class _StagingSql:
         self.copy = dialect.name == "postgresql"
         self.mark = "%s" if self.copy else "?"
         self._quote = dialect.identifier_preparer.quote
-        raw = StagingDevice.__table__.c.raw.type
         stamp = StagingClaim.__table__.c.vacation_mode_start_time.type
-        self.raw_json: Callable[[Any], Any] | None = raw.dialect_impl(dialect).bind_processor(
-            dialect
-        )
+        # raw goes in as JSON text, on both databases: what the JSON type's bind processor
+        # would send, written by orjson (SQLite stores the text, COPY parses it into jsonb)
+        self.raw_json: Callable[[Any], str] = json_text
         self.timestamp = stamp.dialect_impl(dialect).bind_processor(dialect)
-        if self.copy:  # COPY takes the JSON text itself, as the driver would have sent it
-            self.raw_json = getattr(dialect, "_json_serializer", None) or json.dumps
         self._queries: dict[int, str] = {}
 
     def write(

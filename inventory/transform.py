@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 DEVICE_FIELDS = frozenset(
     {"claims", "configuration", "deviceId", "deviceIdentifier", "deviceMetadata", "name"}
 )
@@ -181,8 +183,25 @@ def _is_number(value: Any) -> bool:
 
 
 def content_hash(obj: Any) -> str:
-    """SHA-256 of the canonical JSON of ``obj`` (keys sorted, no whitespace)."""
-    return hashlib.sha256(_CANONICAL_JSON.encode(obj).encode("utf-8")).hexdigest()
+    """SHA-256 of the canonical JSON of ``obj`` (keys sorted, no whitespace, UTF-8).
+
+    orjson writes the same bytes as ``json.dumps(obj, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)`` for what a JSON parser returns, about ten times faster; the standard
+    library takes what orjson refuses (integers beyond 64 bits, NaN from a lenient parse).
+    """
+    try:
+        data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        data = _CANONICAL_JSON.encode(obj).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def json_text(obj: Any) -> str:
+    """Compact JSON text of ``obj`` (the stored form of ``raw`` columns)."""
+    try:
+        return orjson.dumps(obj).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 def to_device_rows(device: Any, partner_id: int) -> DeviceRows:
