@@ -462,11 +462,37 @@ def test_latency_uses_the_injected_sleep() -> None:
         generate_fleet(devices=20, customers=2, seed=1, partner_id=PID),
         faults=FaultConfig(latency_s=0.25),
         sleep=slept.append,
+        clock=lambda: 100.0,
     )
     with checked_client(emu) as client:
         client.get(CUSTOMERS)
         client.get(CUSTOMERS)
     assert slept == [0.25, 0.25]
+
+
+def test_latency_counts_the_emulators_own_work() -> None:
+    """A call takes latency_s in all: the time spent answering is not added on top of it."""
+    now = [100.0]
+    slept: list[float] = []
+    emu = Emulator(
+        generate_fleet(devices=20, customers=2, seed=1, partner_id=PID),
+        faults=FaultConfig(latency_s=0.25),
+        sleep=slept.append,
+        clock=lambda: now[0],
+    )
+    answer = emu.api.handlers["customers.list"]
+    cost = [0.1]
+
+    def slow(*args: Any) -> Any:
+        now[0] += cost[0]  # the time this answer took
+        return answer(*args)
+
+    emu.api.handlers["customers.list"] = slow
+    with checked_client(emu) as client:
+        assert client.get(CUSTOMERS).status_code == 200
+        cost[0] = 0.4  # longer than latency_s: nothing more to sleep
+        assert client.get(CUSTOMERS).status_code == 200
+    assert slept == [pytest.approx(0.15), 0.0]
 
 
 def test_request_log_and_counts(emu: Emulator, client: httpx.Client) -> None:

@@ -213,8 +213,26 @@ class Emulator:
             _decode_body(content, name),
         )
         faulted = name != "token" or self.faults.faults_on_token
-        if faulted and self.faults.latency_s > 0:
-            self.sleep(self.faults.latency_s)
+        arrived = self.clock()
+        try:
+            return self._answer(request, name, path, query, content, record, faulted)
+        finally:
+            # latency_s is how long a call takes as the client sees it: the emulator's own work
+            # (done under one lock, which a real API does not have) counts toward it
+            latency = self.faults.latency_s if faulted else 0.0
+            if latency > 0:
+                self.sleep(max(0.0, latency - (self.clock() - arrived)))
+
+    def _answer(
+        self,
+        request: httpx.Request,
+        name: str,
+        path: str,
+        query: Mapping[str, str],
+        content: bytes,
+        record: LoggedRequest,
+        faulted: bool,
+    ) -> httpx.Response:
         with self._lock:
             record.at = self.clock()
             try:

@@ -3,7 +3,8 @@ connections, scripted one-off faults, and the lifetime of issued tokens.
 
 Order per API request (the token endpoint is exempt unless ``faults_on_token``):
 
-1. ``latency_s`` is slept (through the emulator's injectable ``sleep``);
+1. ``latency_s`` is the least time each call takes: after answering, the emulator sleeps
+   (through its injectable ``sleep``) what remains of it, so its own work counts toward it;
 2. the next ``script`` entry, if any, is consumed: an HTTP status (429 carries Retry-After),
    ``"drop"`` (connection dropped), or ``None`` (no fault for this request);
 3. ``fail_every``: every K-th API request (counting all of them) gets 429 with
@@ -31,7 +32,7 @@ class FaultConfig:
     """Mutable fault settings; every fault is off by default.
 
     Attributes:
-        latency_s: seconds slept before answering each API request.
+        latency_s: seconds each API request takes at least, the emulator's own work included.
         quota_requests: requests allowed per ``quota_window_s`` (0: no quota). Google's default
             is 1000 per 100 s.
         quota_window_s: the quota's sliding window in seconds.
