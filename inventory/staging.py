@@ -212,8 +212,9 @@ class _StagingSql:
         scratch = f"zt_copy_{table.name}"
         # Created once per session (a rolled-back CREATE is simply redone); emptied at commit.
         # client_min_messages hides the "already exists" notice, for this transaction only.
-        conn.exec_driver_sql("SET LOCAL client_min_messages = warning")
+        # One round trip for both statements (no parameters, so psycopg sends them together).
         conn.exec_driver_sql(
+            "SET LOCAL client_min_messages = warning; "
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} (LIKE {table.name}) "
             "ON COMMIT DELETE ROWS"
         )
