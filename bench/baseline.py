@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from inventory.api import CUSTOMERS_PAGE_SIZE
 from inventory.sync import LISTINGS_PER_WORKER, MAX_IDS_PER_LISTING
 
 SECTION = "SECTION_TYPE_ZERO_TOUCH"
@@ -131,7 +132,7 @@ def run_baseline(
     owners: list[tuple[int, str | None]] = []
     token = None
     while True:
-        params: dict[str, Any] = {"pageSize": 100}
+        params: dict[str, Any] = {"pageSize": CUSTOMERS_PAGE_SIZE}
         if token:
             params["pageToken"] = token
         response = client.get(f"{base}/customers", params=params)

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from inventory import db
+from inventory.api import CUSTOMERS_PAGE_SIZE
 from inventory.emulator import Emulator, FaultConfig, generate_fleet, serve
 from inventory.errors import ConfigError, LockedError
 from inventory.store import WriterLock, make_engine
@@ -463,3 +464,30 @@ def test_the_gil_switch_interval_is_short_only_while_pages_stream(
     assert {v for phase, v in seen if phase == "devices"} == {min(before, SWITCH_INTERVAL_S)}
     assert {v for phase, v in seen if phase in ("customers", "merging", "done")} == {before}
     assert sys.getswitchinterval() == before
+
+
+class _CapCustomerPages(httpx.BaseTransport):
+    """A server that answers customers.list with at most ``cap`` customers a page."""
+
+    def __init__(self, inner: httpx.BaseTransport, cap: int) -> None:
+        self.inner, self.cap, self.asked = inner, cap, []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/customers"):
+            self.asked.append(request.url.params.get("pageSize"))
+            request.url = request.url.copy_set_param("pageSize", str(self.cap))
+        return self.inner.handle_request(request)
+
+
+def test_customer_pages_smaller_than_asked_for_are_followed(
+    emu: Emulator, engine: Engine, db_url: str
+) -> None:
+    """The sync asks for large customers.list pages; a server that caps them just pages more."""
+    capped = _CapCustomerPages(emu.transport(), cap=7)
+    result = sync(emu, settings_for(emu, db_url), transport=capped)
+    assert result.status == "succeeded", result.error
+    customers = len(list(emu.iter_customers()))
+    assert emu.counts()["customers.list"] == -(-customers // 7)
+    assert set(capped.asked) == {str(CUSTOMERS_PAGE_SIZE)}
+    assert _scalar(engine, "SELECT COUNT(*) FROM customers") == customers
+    assert_equals_fleet(engine, expected_devices(emu))
