@@ -47,8 +47,8 @@ from inventory.display import (
     status_items,
     summary_table,
 )
-from inventory.errors import ConfigError, InventoryError, SchemaMismatchError
-from inventory.readonly import first_line, read_engine, require_database_file, run_read_only, scrub
+from inventory.errors import ConfigError, InventoryError, SchemaMismatchError, first_line
+from inventory.readonly import read_engine, require_database_file, run_read_only, scrub
 from inventory.status import collect_status
 from inventory.store import make_engine, redact_url
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from inventory.errors import first_line
 from inventory.status import humanize_age
 
 if TYPE_CHECKING:
@@ -62,11 +63,6 @@ def natural_width(renderable: Any) -> int:
     if isinstance(renderable, str):
         return len(renderable)
     return int(probe.measure(renderable).maximum)
-
-
-def _first_line(text: str) -> str:
-    text = text.strip()
-    return text.splitlines()[0].strip() if text else ""
 
 
 # --- sync --------------------------------------------------------------------------------------
@@ -198,7 +194,7 @@ def _runs_table(runs: list[dict[str, Any]]) -> Table:
                 "devices_seen", "devices_added", "devices_changed", "devices_removed",
                 "devices_reappeared", "api_requests", "retries",
             )),
-            _first_line(run["error"] or "")[:120],
+            first_line(run["error"] or "")[:120],
         )  # fmt: skip
     return table
 

@@ -90,3 +90,10 @@ class ReadOnlyError(InventoryError):
 
 class CancelledError(InventoryError):
     """The caller asked the run to stop; nothing was applied."""
+
+
+def first_line(text: str) -> str:
+    """The first line of ``text``, stripped ("" for blank text): a driver's or library's
+    multi-line message reduced to the one line a user reads."""
+    text = text.strip()
+    return text.splitlines()[0].strip() if text else ""

@@ -17,18 +17,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from inventory.errors import InventoryError, ReadOnlyError, SchemaMismatchError
+from inventory.errors import InventoryError, ReadOnlyError, SchemaMismatchError, first_line
 from inventory.store import make_engine, sqlite_path
 
 Row = tuple[Any, ...]
 FETCH_ROWS = 500
 SQL_READ_ROLE = "pg_read_all_data"  # PostgreSQL 14+: may read every table, write nothing
-
-
-def first_line(text: str) -> str:
-    """The first non-blank line of ``text``, stripped ("" for blank text)."""
-    text = text.strip()
-    return text.splitlines()[0].strip() if text else ""
 
 
 def scrub(text: str, url: str | None) -> str:

@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from sqlalchemy import func, select
 
-from inventory.errors import InventoryError
+from inventory.errors import InventoryError, first_line
 from inventory.models import Device, SyncRun
 from inventory.store import make_engine, redact_url
 from inventory.sync import SyncResult, run_sync
@@ -195,7 +195,7 @@ class SyncService:
                 self.metrics.observe_failure(time.monotonic() - started)
                 return None
             except Exception as exc:  # the service outlives one bad run
-                log.error("scheduled sync crashed: %s", _first_line(exc))
+                log.error("scheduled sync crashed: %s", _describe(exc))
                 log.debug("details", exc_info=True)
                 self.metrics.observe_failure(time.monotonic() - started)
                 return None
@@ -217,7 +217,7 @@ class SyncService:
             finally:
                 engine.dispose()
         except Exception as exc:  # metrics never stop the service
-            log.debug("could not count current devices: %s", _first_line(exc))
+            log.debug("could not count current devices: %s", _describe(exc))
             return None
 
     def _next_run_note(self) -> str:
@@ -239,7 +239,7 @@ class SyncService:
             finally:
                 engine.dispose()
         except Exception as exc:
-            log.debug("could not read the last run: %s", _first_line(exc))
+            log.debug("could not read the last run: %s", _describe(exc))
             return
         if last is not None:
             self.metrics.last_success.set(last.timestamp())
@@ -345,9 +345,8 @@ def summary_line(result: SyncResult) -> str:
     return line
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    first = text.splitlines()[0] if text else ""
+def _describe(exc: BaseException) -> str:
+    first = first_line(str(getattr(exc, "orig", None) or exc))
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 

@@ -55,10 +55,12 @@ log = logging.getLogger("inventory.sync")
 MAX_IDS_PER_LISTING = 1000  # owner ids in one findByOwner body (the API sets no maximum)
 LISTINGS_PER_WORKER = 4
 QUEUE_PAGES_PER_WORKER = 2
+MAX_WARNINGS_KEPT = 50
+PREVIEW_ROWS = 20
 # While pages stream in, the main thread is busy with Python work and the fetching threads wait
 # for the GIL after every socket read: CPython makes a waiting thread wait up to the switch
-# interval (5 ms by default), which added about 20 ms to each 100 ms call. 0.5 ms cut that to
-# about 8 ms (bench/RESULTS.md, scenario 3).
+# interval (5 ms by default). With 100 ms calls that made each call take about 130 ms as the
+# client saw it (107 ms for a client with no other work); 0.5 ms brought it to about 118 ms.
 SWITCH_INTERVAL_S = 0.0005
 _switch_lock = threading.Lock()
 _switch_users = 0
@@ -81,8 +83,6 @@ def _short_gil_slices() -> Iterator[None]:
             _switch_users -= 1
             if _switch_users == 0:
                 sys.setswitchinterval(_switch_saved)
-MAX_WARNINGS_KEPT = 50
-PREVIEW_ROWS = 20
 
 
 @dataclass

@@ -42,7 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "scheduler": {"sync", "config", "errors", "store", "db", "models"},
     "readonly": {"errors", "store", "db"},
     "status": {"models"},
-    "display": {"status"},  # and sync, for types only (under TYPE_CHECKING)
+    "display": {"status", "errors"},  # and sync, for types only (under TYPE_CHECKING)
 }
 # third-party packages and the only modules that may import them
 OWNERS = {
