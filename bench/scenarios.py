@@ -353,7 +353,7 @@ def latency(ctx: Context) -> Outcome:
     why = []
     if ratio > 1.15:
         why.append(
-            f"{ctx.kind}: the {customer_calls} customers.list calls are sequential (each page's "
+            f"{ctx.kind}: customers.list took {customer_calls} sequential call(s) (each page's "
             f"token comes from the one before): that phase took {customers_s:.2f} s, against "
             f"{customer_calls * LATENCY_S / LATENCY_CONCURRENCY:.2f} s of the ideal. In the "
             f"devices phase the {LATENCY_CONCURRENCY} request slots spent {slot_ms:.0f} ms per "

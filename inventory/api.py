@@ -8,14 +8,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from inventory.errors import FatalApiError
 from inventory.http import ApiTransport
 from inventory.pagination import Page, iter_pages
 
 # partners.customers.list sets no maximum pageSize (0 asks for every customer at once). 1000 a
 # page keeps each answer small enough to retry cheaply while a reseller with 20,000 customers
 # needs 20 sequential calls instead of 200; a server that caps the size answers with more
-# pages, which iter_pages follows.
+# pages, which iter_pages follows, and one that refuses it (400) is asked again with 100, the
+# page size of the API's other list methods.
 CUSTOMERS_PAGE_SIZE = 1000
+CUSTOMERS_FALLBACK_PAGE_SIZE = 100
 
 
 class ZeroTouchClient:
@@ -34,13 +37,21 @@ class ZeroTouchClient:
     def iter_customer_pages(self, page_size: int = CUSTOMERS_PAGE_SIZE) -> Iterator[Page]:
         """``partners.customers.list``, page by page."""
 
+        size = [page_size]
+
         def fetch(token: str | None) -> dict[str, Any]:
-            params: dict[str, Any] = {"pageSize": page_size}
+            params: dict[str, Any] = {"pageSize": size[0]}
             if token:
                 params["pageToken"] = token
-            return self.transport.request_json(
-                "GET", f"{self._base}/customers", "customers.list", params=params
-            )
+            try:
+                return self.transport.request_json(
+                    "GET", f"{self._base}/customers", "customers.list", params=params
+                )
+            except FatalApiError as exc:
+                if exc.status != 400 or token or size[0] <= CUSTOMERS_FALLBACK_PAGE_SIZE:
+                    raise
+                size[0] = CUSTOMERS_FALLBACK_PAGE_SIZE  # a server stricter than its document
+                return fetch(None)
 
         return iter_pages(fetch, "customers")
 

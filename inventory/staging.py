@@ -8,6 +8,7 @@ rows carry the full content, with their claims and metadata.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -123,7 +124,7 @@ class Stager:
                     continue
                 devices.append(
                     (run_id, device_id, listing, change, r.content_hash, r.owner_company_id)
-                    + tuple([device[c] for c in DEVICE_COLUMNS])
+                    + _content(device)
                     + (raw_json(r.raw),)
                 )
                 for c in r.claims:
@@ -175,6 +176,7 @@ STAGED_CLAIM_COLUMNS = (
 STAGED_METADATA_COLUMNS = ("run_id", "device_id", "key", "value")
 SNAPSHOT_CHUNK = 500  # ids per snapshot query (well under SQLite's bound-parameter limit)
 _NO_CONTENT = (None,) * (len(DEVICE_COLUMNS) + 1)
+_content = operator.itemgetter(*DEVICE_COLUMNS)  # a devices row's content columns, as a tuple
 
 
 class _StagingSql:

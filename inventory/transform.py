@@ -173,9 +173,17 @@ def canonical_device(device: dict[str, Any], device_id: int) -> dict[str, Any]:
                         claim[key] = str(int(claim[key]))
             normalised.append(claim)
         if len(normalised) > 1:  # one claim needs no sort key (the common case)
-            normalised.sort(key=lambda c: json.dumps(c, sort_keys=True, ensure_ascii=False))
+            normalised.sort(key=_sort_key)
         canon["claims"] = normalised
     return canon
+
+
+def _sort_key(obj: Any) -> bytes:
+    """The canonical JSON of ``obj`` as bytes: the same order as the text's code points."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return _CANONICAL_JSON.encode(obj).encode("utf-8")
 
 
 def _is_number(value: Any) -> bool:
@@ -189,11 +197,7 @@ def content_hash(obj: Any) -> str:
     ensure_ascii=False)`` for what a JSON parser returns, about ten times faster; the standard
     library takes what orjson refuses (integers beyond 64 bits, NaN from a lenient parse).
     """
-    try:
-        data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:
-        data = _CANONICAL_JSON.encode(obj).encode("utf-8")
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(_sort_key(obj)).hexdigest()
 
 
 def json_text(obj: Any) -> str:

@@ -491,3 +491,39 @@ def test_customer_pages_smaller_than_asked_for_are_followed(
     assert set(capped.asked) == {str(CUSTOMERS_PAGE_SIZE)}
     assert _scalar(engine, "SELECT COUNT(*) FROM customers") == customers
     assert_equals_fleet(engine, expected_devices(emu))
+
+
+class _RefuseLargeCustomerPages(httpx.BaseTransport):
+    """A server stricter than its document: customers.list refuses pageSize above 100."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner, self.asked = inner, []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/customers"):
+            size = int(request.url.params.get("pageSize", "0"))
+            self.asked.append(size)
+            if size > 100:
+                error = {"code": 400, "message": "page_size too big", "status": "INVALID_ARGUMENT"}
+                return httpx.Response(400, json={"error": error}, request=request)
+        return self.inner.handle_request(request)
+
+
+def test_a_refused_customer_page_size_is_asked_again_with_100(
+    emu: Emulator, engine: Engine, db_url: str
+) -> None:
+    strict = _RefuseLargeCustomerPages(emu.transport())
+    result = sync(emu, settings_for(emu, db_url), transport=strict)
+    assert result.status == "succeeded", result.error
+    assert strict.asked == [CUSTOMERS_PAGE_SIZE, 100]
+    assert _scalar(engine, "SELECT COUNT(*) FROM customers") == len(list(emu.iter_customers()))
+    assert_equals_fleet(engine, expected_devices(emu))
+
+
+def test_other_customers_list_errors_are_not_retried_with_a_smaller_page(
+    emu: Emulator, engine: Engine, db_url: str
+) -> None:
+    emu.faults.script = [404]
+    result = sync(emu, settings_for(emu, db_url))
+    assert result.status == "failed"
+    assert emu.counts()["customers.list"] == 1
