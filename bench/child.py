@@ -33,29 +33,15 @@ def peak_rss_mb() -> float:
 
 
 def _settings(job: dict[str, Any]) -> Any:
-    from inventory.config import (
-        ApiSettings,
-        AuthSettings,
-        DatabaseSettings,
-        PartnerSettings,
-        Settings,
-        SyncSettings,
-    )
+    from inventory.config import settings_for_endpoint
 
-    api = ApiSettings(
-        endpoint=job["endpoint"],
-        concurrency=job.get("concurrency", 4),
-        quota_per_100s=job.get("quota_per_100s", 0),
-        quota_window_s=job.get("quota_window_s", 100.0),
-        max_retries=job.get("max_retries", 8),
-    )
-    return Settings(
-        partner=PartnerSettings(id=job["partner_id"]),
-        auth=AuthSettings(credentials="anonymous"),
-        api=api,
-        database=DatabaseSettings(url=job["db_url"]),
-        sync=SyncSettings(),
-    )
+    api = {
+        "concurrency": job.get("concurrency", 4),
+        "quota_per_100s": job.get("quota_per_100s", 0),
+        "quota_window_s": job.get("quota_window_s", 100.0),
+        "max_retries": job.get("max_retries", 8),
+    }
+    return settings_for_endpoint(job["endpoint"], job["partner_id"], job["db_url"], api=api)
 
 
 def run_sync_job(job: dict[str, Any]) -> dict[str, Any]:

@@ -86,6 +86,26 @@ class Settings:
         return is_google_host(self.api.endpoint)
 
 
+def settings_for_endpoint(
+    endpoint: str,
+    partner_id: int,
+    database_url: str,
+    *,
+    credentials: str = "anonymous",
+    api: Mapping[str, Any] | None = None,
+    sync: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings for a sync against ``endpoint`` (the emulator, in the demo, tests and benchmarks):
+    defaults everywhere else, ``api`` and ``sync`` overriding fields of their sections."""
+    return Settings(
+        partner=PartnerSettings(id=partner_id),
+        auth=AuthSettings(credentials=credentials),
+        api=ApiSettings(**{"endpoint": endpoint, **(api or {})}),
+        database=DatabaseSettings(url=database_url),
+        sync=SyncSettings(**(sync or {})),
+    )
+
+
 def is_google_host(endpoint: str) -> bool:
     """True for ``googleapis.com`` and its subdomains."""
     host = (urlsplit(endpoint).hostname or "").lower().rstrip(".")

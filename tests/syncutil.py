@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,14 +10,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from inventory.config import (
-    ApiSettings,
-    AuthSettings,
-    DatabaseSettings,
-    PartnerSettings,
-    Settings,
-    SyncSettings,
-)
+from inventory.config import Settings, settings_for_endpoint
 from inventory.emulator import Emulator
 from inventory.sync import SyncResult, run_sync
 
@@ -36,13 +28,13 @@ def settings_for(
     sync: dict[str, Any] | None = None,
 ) -> Settings:
     """Settings that point at the emulator, with no quota and fast retries by default."""
-    api_settings = ApiSettings(endpoint=endpoint, quota_per_100s=0, max_retries=8)
-    return Settings(
-        partner=PartnerSettings(id=emu.partner_id),
-        auth=AuthSettings(credentials=credentials),
-        api=dataclasses.replace(api_settings, **(api or {})),
-        database=DatabaseSettings(url=db_url),
-        sync=dataclasses.replace(SyncSettings(), **(sync or {})),
+    return settings_for_endpoint(
+        endpoint,
+        emu.partner_id,
+        db_url,
+        credentials=credentials,
+        api={"quota_per_100s": 0, "max_retries": 8, **(api or {})},
+        sync=sync,
     )
 
 
