@@ -173,9 +173,10 @@ def apply(conn: Connection, run_id: int, now: datetime, counts: dict[str, int]) 
     updated = bool(counts.get("changed") or counts.get("reappeared"))
     removed = bool(counts.get("removed"))
     if added:
-        _apply_added(run)
+        _copy_devices(run, "('added')", _ADDED_IDS, upsert=False)
     if updated:
-        _apply_updated(run)
+        # Only rows that changed are written; a re-sync of unchanged data writes none.
+        _copy_devices(run, UPDATED, _UPDATED_IDS, upsert=True)
     if updated or removed:
         run(
             f"""
@@ -204,79 +205,65 @@ _CLAIM_COLUMNS = (
 )
 
 
-def _apply_added(run: Callable[[str], None]) -> None:
-    """Devices new to the table, with their claims and metadata: plain inserts."""
-    cols = ", ".join(DEVICE_COLUMNS)
-    run(
-        f"""
-        INSERT INTO devices (device_id, {cols}, raw, content_hash,
-                             first_seen_at, last_changed_at, removed_at)
-        SELECT device_id, {cols}, raw, content_hash, :now, :now, NULL
-        FROM sync_staging_devices WHERE run_id = :r AND change = 'added'
-        """
-    )
-    run(
-        f"""
-        INSERT INTO device_claims (device_id, section_type, {_CLAIM_COLUMNS})
-        SELECT device_id, section_type, {_CLAIM_COLUMNS} FROM sync_staging_claims
-        WHERE run_id = :r AND device_id IN ({_ADDED_IDS})
-        """
-    )
-    run(
-        f"""
-        INSERT INTO device_metadata (device_id, key, value)
-        SELECT device_id, key, value FROM sync_staging_metadata
-        WHERE run_id = :r AND device_id IN ({_ADDED_IDS})
-        """
-    )
+def _copy_devices(run: Callable[[str], None], changes: str, ids: str, *, upsert: bool) -> None:
+    """Copy staged devices (``changes``, an SQL list; ``ids``, a query of their ids) with their
+    claims and metadata into the public tables.
 
-
-def _apply_updated(run: Callable[[str], None]) -> None:
-    """Changed and reappeared devices: upsert what is, drop the claims and metadata no longer."""
+    Added devices have no rows anywhere yet: plain inserts. Changed and reappeared devices
+    (``upsert``) overwrite their rows and drop the claims and metadata they no longer have.
+    """
     cols = ", ".join(DEVICE_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in (*DEVICE_COLUMNS, "raw", "content_hash"))
-    # Only rows that changed are written; a re-sync of unchanged data writes none.
-    run(
-        f"""
-        INSERT INTO devices (device_id, {cols}, raw, content_hash,
-                             first_seen_at, last_changed_at, removed_at)
-        SELECT device_id, {cols}, raw, content_hash, :now, :now, NULL
-        FROM sync_staging_devices WHERE run_id = :r AND change IN {UPDATED}
-        ON CONFLICT (device_id) DO UPDATE SET {updates},
-            last_changed_at = excluded.last_changed_at, removed_at = NULL
-        """
-    )
-    run(
-        f"""
-        DELETE FROM device_claims WHERE device_id IN ({_UPDATED_IDS})
-          AND NOT EXISTS (SELECT 1 FROM sync_staging_claims s WHERE s.run_id = :r
-                          AND s.device_id = device_claims.device_id
-                          AND s.section_type = device_claims.section_type)
-        """
+    device_updates = ", ".join(
+        f"{c} = excluded.{c}" for c in (*DEVICE_COLUMNS, "raw", "content_hash")
     )
     claim_updates = ", ".join(f"{c} = excluded.{c}" for c in _CLAIM_COLUMNS.split(", "))
+    on_device = (
+        f"ON CONFLICT (device_id) DO UPDATE SET {device_updates}, "
+        "last_changed_at = excluded.last_changed_at, removed_at = NULL"
+    )
+    on_claim = f"ON CONFLICT (device_id, section_type) DO UPDATE SET {claim_updates}"
+    on_metadata = "ON CONFLICT (device_id, key) DO UPDATE SET value = excluded.value"
+    run(
+        f"""
+        INSERT INTO devices (device_id, {cols}, raw, content_hash,
+                             first_seen_at, last_changed_at, removed_at)
+        SELECT device_id, {cols}, raw, content_hash, :now, :now, NULL
+        FROM sync_staging_devices WHERE run_id = :r AND change IN {changes}
+        {on_device if upsert else ""}
+        """
+    )
+    if upsert:
+        run(
+            f"""
+            DELETE FROM device_claims WHERE device_id IN ({ids})
+              AND NOT EXISTS (SELECT 1 FROM sync_staging_claims s WHERE s.run_id = :r
+                              AND s.device_id = device_claims.device_id
+                              AND s.section_type = device_claims.section_type)
+            """
+        )
     run(
         f"""
         INSERT INTO device_claims (device_id, section_type, {_CLAIM_COLUMNS})
         SELECT device_id, section_type, {_CLAIM_COLUMNS} FROM sync_staging_claims
-        WHERE run_id = :r AND device_id IN ({_UPDATED_IDS})
-        ON CONFLICT (device_id, section_type) DO UPDATE SET {claim_updates}
+        WHERE run_id = :r AND device_id IN ({ids})
+        {on_claim if upsert else ""}
         """
     )
-    run(
-        f"""
-        DELETE FROM device_metadata WHERE device_id IN ({_UPDATED_IDS})
-          AND NOT EXISTS (SELECT 1 FROM sync_staging_metadata s WHERE s.run_id = :r
-                          AND s.device_id = device_metadata.device_id
-                          AND s.key = device_metadata.key)
-        """
-    )
+    if upsert:
+        run(
+            f"""
+            DELETE FROM device_metadata WHERE device_id IN ({ids})
+              AND NOT EXISTS (SELECT 1 FROM sync_staging_metadata s WHERE s.run_id = :r
+                              AND s.device_id = device_metadata.device_id
+                              AND s.key = device_metadata.key)
+            """
+        )
     run(
         f"""
         INSERT INTO device_metadata (device_id, key, value)
         SELECT device_id, key, value FROM sync_staging_metadata
-        WHERE run_id = :r AND device_id IN ({_UPDATED_IDS})
-        ON CONFLICT (device_id, key) DO UPDATE SET value = excluded.value
+        WHERE run_id = :r AND device_id IN ({ids})
+        {on_metadata if upsert else ""}
         """
     )
 
