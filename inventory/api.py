@@ -37,10 +37,11 @@ class ZeroTouchClient:
     def iter_customer_pages(self, page_size: int = CUSTOMERS_PAGE_SIZE) -> Iterator[Page]:
         """``partners.customers.list``, page by page."""
 
-        size = [page_size]
+        size = page_size
 
         def fetch(token: str | None) -> dict[str, Any]:
-            params: dict[str, Any] = {"pageSize": size[0]}
+            nonlocal size
+            params: dict[str, Any] = {"pageSize": size}
             if token:
                 params["pageToken"] = token
             try:
@@ -48,9 +49,9 @@ class ZeroTouchClient:
                     "GET", f"{self._base}/customers", "customers.list", params=params
                 )
             except FatalApiError as exc:
-                if exc.status != 400 or token or size[0] <= CUSTOMERS_FALLBACK_PAGE_SIZE:
+                if exc.status != 400 or token or size <= CUSTOMERS_FALLBACK_PAGE_SIZE:
                     raise
-                size[0] = CUSTOMERS_FALLBACK_PAGE_SIZE  # a server stricter than its document
+                size = CUSTOMERS_FALLBACK_PAGE_SIZE  # a server stricter than its document
                 return fetch(None)
 
         return iter_pages(fetch, "customers")

@@ -259,10 +259,15 @@ def decode_json(response: httpx.Response, what: str) -> dict[str, Any]:
         # refuses (NaN, an encoding other than UTF-8) and words the error
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        body = None
+        body = _decode_json_leniently(response, what, path, kind)
+    if not isinstance(body, dict):
+        raise FatalApiError(f"{what}: the response on {path} is not a JSON object", path=path)
+    return body
+
+
+def _decode_json_leniently(response: httpx.Response, what: str, path: str, kind: str) -> Any:
     try:
-        if body is None:
-            body = response.json()
+        return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise FatalApiError(
             f"{what}: HTTP {response.status_code} on {path} answered {kind}, not JSON; "
@@ -270,9 +275,6 @@ def decode_json(response: httpx.Response, what: str) -> dict[str, Any]:
             status=response.status_code,
             path=path,
         ) from None
-    if not isinstance(body, dict):
-        raise FatalApiError(f"{what}: the response on {path} is not a JSON object", path=path)
-    return body
 
 
 def build_client(

@@ -216,13 +216,10 @@ def _copy_devices(run: Callable[[str], None], changes: str, ids: str, *, upsert:
     device_updates = ", ".join(
         f"{c} = excluded.{c}" for c in (*DEVICE_COLUMNS, "raw", "content_hash")
     )
-    claim_updates = ", ".join(f"{c} = excluded.{c}" for c in _CLAIM_COLUMNS.split(", "))
     on_device = (
         f"ON CONFLICT (device_id) DO UPDATE SET {device_updates}, "
         "last_changed_at = excluded.last_changed_at, removed_at = NULL"
     )
-    on_claim = f"ON CONFLICT (device_id, section_type) DO UPDATE SET {claim_updates}"
-    on_metadata = "ON CONFLICT (device_id, key) DO UPDATE SET value = excluded.value"
     run(
         f"""
         INSERT INTO devices (device_id, {cols}, raw, content_hash,
@@ -232,40 +229,41 @@ def _copy_devices(run: Callable[[str], None], changes: str, ids: str, *, upsert:
         {on_device if upsert else ""}
         """
     )
-    if upsert:
+    claim_updates = ", ".join(f"{c} = excluded.{c}" for c in _CLAIM_COLUMNS.split(", "))
+    children = (  # (table, its staging table, its key beside device_id, columns, upsert clause)
+        (
+            "device_claims",
+            "sync_staging_claims",
+            "section_type",
+            f"section_type, {_CLAIM_COLUMNS}",
+            f"ON CONFLICT (device_id, section_type) DO UPDATE SET {claim_updates}",
+        ),
+        (
+            "device_metadata",
+            "sync_staging_metadata",
+            "key",
+            "key, value",
+            "ON CONFLICT (device_id, key) DO UPDATE SET value = excluded.value",
+        ),
+    )
+    for table, staged, key, columns, on_conflict in children:
+        if upsert:
+            run(
+                f"""
+                DELETE FROM {table} WHERE device_id IN ({ids})
+                  AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE s.run_id = :r
+                                  AND s.device_id = {table}.device_id
+                                  AND s.{key} = {table}.{key})
+                """
+            )
         run(
             f"""
-            DELETE FROM device_claims WHERE device_id IN ({ids})
-              AND NOT EXISTS (SELECT 1 FROM sync_staging_claims s WHERE s.run_id = :r
-                              AND s.device_id = device_claims.device_id
-                              AND s.section_type = device_claims.section_type)
+            INSERT INTO {table} (device_id, {columns})
+            SELECT device_id, {columns} FROM {staged}
+            WHERE run_id = :r AND device_id IN ({ids})
+            {on_conflict if upsert else ""}
             """
         )
-    run(
-        f"""
-        INSERT INTO device_claims (device_id, section_type, {_CLAIM_COLUMNS})
-        SELECT device_id, section_type, {_CLAIM_COLUMNS} FROM sync_staging_claims
-        WHERE run_id = :r AND device_id IN ({ids})
-        {on_claim if upsert else ""}
-        """
-    )
-    if upsert:
-        run(
-            f"""
-            DELETE FROM device_metadata WHERE device_id IN ({ids})
-              AND NOT EXISTS (SELECT 1 FROM sync_staging_metadata s WHERE s.run_id = :r
-                              AND s.device_id = device_metadata.device_id
-                              AND s.key = device_metadata.key)
-            """
-        )
-    run(
-        f"""
-        INSERT INTO device_metadata (device_id, key, value)
-        SELECT device_id, key, value FROM sync_staging_metadata
-        WHERE run_id = :r AND device_id IN ({ids})
-        {on_metadata if upsert else ""}
-        """
-    )
 
 
 def _apply_removed(run: Callable[[str], None]) -> None:

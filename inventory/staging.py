@@ -9,7 +9,7 @@ rows carry the full content, with their claims and metadata.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, text
@@ -105,7 +105,7 @@ class Stager:
             devices: list[tuple[Any, ...]] = []
             claims: list[tuple[Any, ...]] = []
             metadata: list[tuple[Any, ...]] = []
-            raw_json, timestamp = sql.raw_json, sql.timestamp
+            timestamp = sql.timestamp
             for listing, r in self._devices:
                 device = r.device
                 device_id = device["device_id"]
@@ -125,7 +125,8 @@ class Stager:
                 devices.append(
                     (run_id, device_id, listing, change, r.content_hash, r.owner_company_id)
                     + _content(device)
-                    + (raw_json(r.raw),)
+                    # raw as JSON text on both databases (COPY parses it; SQLite stores it)
+                    + (json_text(r.raw),)
                 )
                 for c in r.claims:
                     start, expire = c["vacation_mode_start_time"], c["vacation_mode_expire_time"]
@@ -192,9 +193,6 @@ class _StagingSql:
         self.mark = "%s" if self.copy else "?"
         self._quote = dialect.identifier_preparer.quote
         stamp = StagingClaim.__table__.c.vacation_mode_start_time.type
-        # raw goes in as JSON text, on both databases: what the JSON type's bind processor
-        # would send, written by orjson (SQLite stores the text, COPY parses it into jsonb)
-        self.raw_json: Callable[[Any], str] = json_text
         self.timestamp = stamp.dialect_impl(dialect).bind_processor(dialect)
         self._queries: dict[int, str] = {}
 
