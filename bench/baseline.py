@@ -15,7 +15,6 @@ the previous snapshot), staging, history, removals, indexes, run bookkeeping and
 from __future__ import annotations
 
 import json
-import math
 import queue
 import threading
 import time
@@ -24,7 +23,7 @@ from typing import Any
 import httpx
 
 from inventory.api import CUSTOMERS_PAGE_SIZE
-from inventory.sync import LISTINGS_PER_WORKER, MAX_IDS_PER_LISTING
+from inventory.sync import listing_chunks
 
 SECTION = "SECTION_TYPE_ZERO_TOUCH"
 PAGE_SIZE = 100
@@ -54,14 +53,11 @@ DDL = (
 def plan(owners: list[tuple[int, str | None]], concurrency: int) -> list[dict[str, Any]]:
     """The findByOwner request bodies zt-inventory sends for these customers, one per listing.
 
-    Mirrors ``inventory.sync._Run._plan``: chunks of customers, each chunk's request naming
-    its customers and their Workspace accounts together.
+    Mirrors ``inventory.sync._Run._plan``: the same ``listing_chunks`` of customers, each
+    chunk's request naming its customers and their Workspace accounts together.
     """
-    workers = concurrency * LISTINGS_PER_WORKER
     bodies: list[dict[str, Any]] = []
-    size = max(1, min(MAX_IDS_PER_LISTING, math.ceil(len(owners) / workers)))
-    for start in range(0, len(owners), size):
-        chunk = owners[start : start + size]
+    for chunk in listing_chunks(owners, concurrency):
         body: dict[str, Any] = {"sectionType": SECTION, "limit": str(PAGE_SIZE)}
         body["customerId"] = [str(c) for c, _ in chunk]
         spaces = list(dict.fromkeys(w for _, w in chunk if w))

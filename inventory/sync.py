@@ -17,11 +17,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from google.auth.credentials import Credentials
 
 log = logging.getLogger("inventory.sync")
+_T = TypeVar("_T")
 
 MAX_IDS_PER_LISTING = 1000  # owner ids in one findByOwner body (the API sets no maximum)
 LISTINGS_PER_WORKER = 4
@@ -65,6 +66,32 @@ SWITCH_INTERVAL_S = 0.0005
 _switch_lock = threading.Lock()
 _switch_users = 0
 _switch_saved = 0.0
+
+
+def listing_chunks(items: Sequence[_T], concurrency: int) -> list[list[_T]]:
+    """Split owners into the listings of a run: near-equal sizes, the larger first.
+
+    There are ``LISTINGS_PER_WORKER`` listings per concurrent request (more when
+    ``MAX_IDS_PER_LISTING`` asks for it), rounded up to a multiple of ``concurrency``, and
+    their sizes differ by at most one owner. A listing is a chain of pages that only one
+    request at a time can follow, so the run ends when its last chain does: with equal
+    listings each round of ``concurrency`` chains ends together, where chunks of a rounded-up
+    size left a short last listing and a final round on fewer request slots than it had.
+    """
+    n = len(items)
+    if n == 0:
+        return []
+    concurrency = max(1, concurrency)
+    count = max(concurrency * LISTINGS_PER_WORKER, math.ceil(n / MAX_IDS_PER_LISTING))
+    count = min(n, math.ceil(count / concurrency) * concurrency)
+    size, larger = divmod(n, count)
+    chunks: list[list[_T]] = []
+    start = 0
+    for k in range(count):
+        end = start + size + (1 if k < larger else 0)
+        chunks.append(list(items[start:end]))
+        start = end
+    return chunks
 
 
 @contextmanager
@@ -439,20 +466,15 @@ class _Run:
 
         A listing asks for its customers' ids and their Workspace accounts together (the API
         returns devices matching either), so a Chrome OS device claimed with both is fetched
-        once. Each listing wastes at most its last, partly filled page; ``LISTINGS_PER_WORKER``
-        listings per concurrent request keep the workers busy while the long ones page.
+        once. Each listing wastes at most its last, partly filled page; :func:`listing_chunks`
+        decides how many listings there are and how many owners each names.
         """
-        workers = self.settings.api.concurrency * LISTINGS_PER_WORKER
+        concurrency = self.settings.api.concurrency
         groups: list[tuple[list[int], list[str]]] = []
-        if owners:
-            size = max(1, min(MAX_IDS_PER_LISTING, math.ceil(len(owners) / workers)))
-            for start in range(0, len(owners), size):
-                chunk = owners[start : start + size]
-                spaces = list(dict.fromkeys(w for _, w in chunk if w))
-                groups.append(([c for c, _ in chunk], spaces))
-        if extra:
-            size = max(1, min(MAX_IDS_PER_LISTING, math.ceil(len(extra) / workers)))
-            groups += [([], extra[i : i + size]) for i in range(0, len(extra), size)]
+        for chunk in listing_chunks(owners, concurrency):
+            spaces = list(dict.fromkeys(w for _, w in chunk if w))
+            groups.append(([c for c, _ in chunk], spaces))
+        groups += [([], chunk) for chunk in listing_chunks(extra, concurrency)]
         tasks = [
             _Task(
                 ListingResult(
