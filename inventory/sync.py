@@ -728,6 +728,7 @@ class _Run:
             self.result.preview = merge.preview(self.engine, run_id, PREVIEW_ROWS)
             staging.clear(self.engine, run_id)
             return
+        staging.refresh_statistics(self.engine, counts)
         with self.engine.begin() as conn:
             merge.apply(conn, run_id, self.result.finished_at, counts)
             if self.lookups:
