@@ -229,7 +229,8 @@ class IdentifierLookup(Base):
     looked_up_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-# --- private staging tables of a run (emptied at the start and end of every run) -------------
+# --- private staging tables of a run (emptied at the start and end of every run; UNLOGGED on
+# PostgreSQL since revision 0002: they need no WAL) ----------------------------------------
 
 
 class StagingDevice(Base):

@@ -193,3 +193,26 @@ def test_non_editable_install_ships_the_migrations(tmp_path: Path) -> None:
     eng = make_engine(f"sqlite:///{workdir / 'x.db'}")
     assert db.current_revision(eng) == db.head_revision()
     eng.dispose()
+
+
+def _staging_persistence(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        sql = "SELECT relpersistence FROM pg_class WHERE relname LIKE 'sync\\_staging\\_%'"
+        return {r[0] for r in conn.execute(text(sql))}
+
+
+def test_staging_tables_are_unlogged_on_postgresql(postgres_url: str) -> None:
+    """Throwaway rows need no WAL (revision 0002); downgrading makes them ordinary again.
+
+    PostgreSQL only: SQLite has no unlogged tables, and 0002 does nothing there.
+    """
+    engine = make_engine(postgres_url)
+    try:
+        db.upgrade(engine)
+        assert _staging_persistence(engine) == {"u"}  # 5 tables and their indexes
+        db.downgrade(engine, "0001")
+        assert _staging_persistence(engine) == {"p"}
+        db.upgrade(engine)
+        assert _staging_persistence(engine) == {"u"}
+    finally:
+        engine.dispose()
