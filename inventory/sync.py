@@ -700,6 +700,7 @@ class _Run:
         if merge.has_cross_listing_duplicates(self.engine, run_id):
             staging.deduplicate(self.engine, run_id)
         self._notify("merging")
+        staging.refresh_statistics(self.engine)
         merge.stage_removals(
             self.engine, run_id, sections,
             every_customer=not self.subset, identifiers_complete=self.identifiers_complete,
@@ -728,7 +729,6 @@ class _Run:
             self.result.preview = merge.preview(self.engine, run_id, PREVIEW_ROWS)
             staging.clear(self.engine, run_id)
             return
-        staging.refresh_statistics(self.engine, counts)
         with self.engine.begin() as conn:
             merge.apply(conn, run_id, self.result.finished_at, counts)
             if self.lookups:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from inventory import staging
+from inventory import merge, staging
+from inventory.emulator import Emulator, generate_fleet
+from tests.syncutil import settings_for, sync
 
 
 def _coverage(run_id: int, owner: str) -> dict[str, object]:
@@ -53,17 +57,34 @@ def _stage_devices(engine: Engine, n: int) -> None:
         )
 
 
-def test_statistics_are_refreshed_only_before_a_large_merge(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_statistics_are_refreshed_on_postgresql(engine: Engine) -> None:
     _stage_devices(engine, 30)
-    monkeypatch.setattr(staging, "ANALYZE_MIN_ROWS", 20)
     if engine.dialect.name != "postgresql":
-        staging.refresh_statistics(engine, {"added": 30})  # SQLite: nothing to do, no error
+        staging.refresh_statistics(engine)  # SQLite: nothing to do, no error
         return
-    before = _reltuples(engine)
-    assert before != 30  # never analyzed since the rows went in
-    staging.refresh_statistics(engine, {"added": 10, "same": 20})  # 10 written: below
-    assert _reltuples(engine) == before
-    staging.refresh_statistics(engine, {"added": 15, "removed": 5})
+    assert _reltuples(engine) != 30  # never analyzed since the rows went in
+    staging.refresh_statistics(engine)
     assert _reltuples(engine) == 30
+
+
+def test_a_run_refreshes_statistics_before_it_plans_removals(
+    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The removal check joins the fleet to staging: planned on stale statistics it crawled."""
+    calls: list[str] = []
+    refresh, removals = staging.refresh_statistics, merge.stage_removals
+
+    def spy_refresh(eng: Engine) -> None:
+        calls.append("refresh_statistics")
+        refresh(eng)
+
+    def spy_removals(*args: Any, **kwargs: Any) -> None:
+        calls.append("stage_removals")
+        removals(*args, **kwargs)
+
+    monkeypatch.setattr(staging, "refresh_statistics", spy_refresh)
+    monkeypatch.setattr(merge, "stage_removals", spy_removals)
+    emu = Emulator(generate_fleet(devices=120, customers=6))
+    result = sync(emu, settings_for(emu, db_url))
+    assert result.status == "succeeded", result.error
+    assert calls == ["refresh_statistics", "stage_removals"]
