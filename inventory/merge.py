@@ -124,6 +124,30 @@ def preview(engine: Engine, run_id: int, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
+def devices_per_owner(
+    engine: Engine, sections: Sequence[str]
+) -> tuple[dict[int, int], dict[str, int]]:
+    """Current devices per claim owner in these section types, as the last run left them.
+
+    Returns ({company id: devices}, {Workspace customer id: devices whose claim names no
+    company}): what a run expects each listing to page through. Claims exist only for current
+    devices, and the owner indexes answer both counts.
+    """
+    by_company = text(
+        "SELECT owner_company_id, COUNT(*) FROM device_claims WHERE section_type IN :s "
+        "AND owner_company_id IS NOT NULL GROUP BY owner_company_id"
+    ).bindparams(bindparam("s", expanding=True))
+    by_workspace = text(
+        "SELECT google_workspace_customer_id, COUNT(*) FROM device_claims "
+        "WHERE section_type IN :s AND owner_company_id IS NULL "
+        "AND google_workspace_customer_id IS NOT NULL GROUP BY google_workspace_customer_id"
+    ).bindparams(bindparam("s", expanding=True))
+    with engine.connect() as conn:
+        companies = {int(k): int(v) for k, v in conn.execute(by_company, {"s": list(sections)})}
+        spaces = {str(k): int(v) for k, v in conn.execute(by_workspace, {"s": list(sections)})}
+    return companies, spaces
+
+
 def current_fleet_size(engine: Engine) -> int:
     """Devices in the current snapshot."""
     with engine.connect() as conn:

@@ -10,6 +10,7 @@ staging into the public tables (SPEC "What a sync guarantees").
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import queue
@@ -68,15 +69,24 @@ _switch_users = 0
 _switch_saved = 0.0
 
 
-def listing_chunks(items: Sequence[_T], concurrency: int) -> list[list[_T]]:
-    """Split owners into the listings of a run: near-equal sizes, the larger first.
+def listing_chunks(
+    items: Sequence[_T], concurrency: int, weights: Sequence[int] | None = None
+) -> list[list[_T]]:
+    """Split owners into the listings of a run, in the order to start them, so that the
+    request slots finish together.
 
     There are ``LISTINGS_PER_WORKER`` listings per concurrent request (more when
-    ``MAX_IDS_PER_LISTING`` asks for it), rounded up to a multiple of ``concurrency``, and
-    their sizes differ by at most one owner. A listing is a chain of pages that only one
-    request at a time can follow, so the run ends when its last chain does: with equal
-    listings each round of ``concurrency`` chains ends together, where chunks of a rounded-up
-    size left a short last listing and a final round on fewer request slots than it had.
+    ``MAX_IDS_PER_LISTING`` asks for it), rounded up to a multiple of ``concurrency``. A
+    listing is a chain of pages that only one request at a time can follow, so the run ends
+    when its last chain does.
+
+    Without ``weights`` (a first sync knows nothing of the fleet) the listings are near-equal
+    runs of owners, one apart in size, the larger first: rounded-up chunks left a short last
+    listing and a final round on fewer request slots than there were.
+
+    With ``weights`` (each owner's devices in the current snapshot) the plan follows the
+    fleet: a customer with a tenth of the devices is a chain that must start at once, not
+    last. See :func:`_planned_chunks`.
     """
     n = len(items)
     if n == 0:
@@ -84,6 +94,8 @@ def listing_chunks(items: Sequence[_T], concurrency: int) -> list[list[_T]]:
     concurrency = max(1, concurrency)
     count = max(concurrency * LISTINGS_PER_WORKER, math.ceil(n / MAX_IDS_PER_LISTING))
     count = min(n, math.ceil(count / concurrency) * concurrency)
+    if weights is not None and any(weights):
+        return [[items[i] for i in chunk] for chunk in _planned_chunks(weights, concurrency, count)]
     size, larger = divmod(n, count)
     chunks: list[list[_T]] = []
     start = 0
@@ -92,6 +104,44 @@ def listing_chunks(items: Sequence[_T], concurrency: int) -> list[list[_T]]:
         chunks.append(list(items[start:end]))
         start = end
     return chunks
+
+
+def _planned_chunks(weights: Sequence[int], concurrency: int, count: int) -> list[list[int]]:
+    """Listings (as indexes into ``weights``) planned on the request slots they will run on.
+
+    1. Owners, heaviest first, go to the request slot with the least expected devices (the
+       longest-processing-time rule): the slots' totals come out near-equal.
+    2. Each slot's owners, heaviest first, are cut into ``count / concurrency`` listings of
+       near-equal devices (an owner heavier than that is a listing of its own).
+    3. The listings are returned in the order of their planned start on their slot. Slots take
+       the next listing when they free up, so as long as the snapshot is close to the truth,
+       each slot runs the listings planned for it and all end near the ideal time.
+
+    An owner counts one device more than it had, so owners with none (or new ones) spread
+    evenly. Each listing keeps its owners in their given order.
+    """
+    cost = [w + 1 for w in weights]
+    slots = [(0, s) for s in range(concurrency)]  # (expected devices, slot): a min-heap
+    owned: list[list[int]] = [[] for _ in range(concurrency)]
+    for i in sorted(range(len(cost)), key=lambda i: -cost[i]):  # stable: ties keep order
+        load, s = heapq.heappop(slots)
+        owned[s].append(i)
+        heapq.heappush(slots, (load + cost[i], s))
+    per_slot = max(1, count // concurrency)
+    planned: list[tuple[int, int, list[int]]] = []  # (planned start, slot, owners)
+    for s, members in enumerate(owned):
+        target = sum(cost[i] for i in members) / per_slot
+        start = load = 0
+        chunk: list[int] = []
+        for n, i in enumerate(members):
+            chunk.append(i)
+            load += cost[i]
+            if n == len(members) - 1 or load >= target or len(chunk) == MAX_IDS_PER_LISTING:
+                planned.append((start, s, sorted(chunk)))
+                start += load
+                load, chunk = 0, []
+    planned.sort(key=lambda p: (p[0], p[1]))
+    return [chunk for _, _, chunk in planned]
 
 
 @contextmanager
@@ -470,11 +520,15 @@ class _Run:
         decides how many listings there are and how many owners each names.
         """
         concurrency = self.settings.api.concurrency
+        # What the snapshot holds per owner plans the listings (nothing on a first sync).
+        companies, spaces = merge.devices_per_owner(self.engine, self.settings.sync.section_types)
+        weights = [companies.get(c, 0) + (spaces.get(w, 0) if w else 0) for c, w in owners]
         groups: list[tuple[list[int], list[str]]] = []
-        for chunk in listing_chunks(owners, concurrency):
-            spaces = list(dict.fromkeys(w for _, w in chunk if w))
-            groups.append(([c for c, _ in chunk], spaces))
-        groups += [([], chunk) for chunk in listing_chunks(extra, concurrency)]
+        for chunk in listing_chunks(owners, concurrency, weights):
+            listed = list(dict.fromkeys(w for _, w in chunk if w))
+            groups.append(([c for c, _ in chunk], listed))
+        extra_weights = [spaces.get(w, 0) for w in extra]
+        groups += [([], chunk) for chunk in listing_chunks(extra, concurrency, extra_weights)]
         tasks = [
             _Task(
                 ListingResult(

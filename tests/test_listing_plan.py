@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.engine import Engine
 
-from inventory import sync
+from inventory import merge, sync
+from inventory.emulator import Emulator, generate_fleet
 from inventory.sync import LISTINGS_PER_WORKER, MAX_IDS_PER_LISTING, listing_chunks
+from tests.syncutil import ZT, settings_for
+from tests.syncutil import sync as run
 
 
 @pytest.mark.parametrize("n", [1, 7, 31, 400, 401, 4000, 20_000, 20_001])
@@ -46,3 +50,93 @@ def test_the_cap_on_ids_per_listing_sets_the_count(monkeypatch: pytest.MonkeyPat
 
 def test_no_owners_no_listings() -> None:
     assert listing_chunks([], 8) == []
+
+
+def _makespan(loads: list[int], concurrency: int) -> int:
+    """Pages until the last slot is done, when each free slot takes the next listing."""
+    slots = [0] * concurrency
+    for pages in loads:
+        slots.sort()
+        slots[0] += pages
+    return max(slots)
+
+
+def _zipf(n: int, total: int, skew: float = 1.1) -> list[int]:
+    shares = [1 / (r + 1) ** skew for r in range(n)]
+    scale = total / sum(shares)
+    weights = [int(s * scale) for s in shares]
+    return weights[3::7] + weights[:3] + [w for i, w in enumerate(weights[3:]) if i % 7]
+
+
+@pytest.mark.parametrize(
+    ("n", "total", "skew", "concurrency"),
+    [
+        (400, 40_000, 1.1, 8),
+        (1000, 100_000, 1.1, 4),
+        (400, 40_000, 0.7, 8),
+        (1000, 100_000, 0.0, 4),
+    ],
+)
+def test_a_plan_from_the_snapshot_ends_near_the_best_possible_time(
+    n: int, total: int, skew: float, concurrency: int
+) -> None:
+    weights = _zipf(n, total, skew)
+    owners = list(range(n))
+    pages = [-(-w // 100) or 1 for w in weights]  # ceil: a customer's own chain of pages
+
+    def loads(chunks: list[list[int]]) -> list[int]:
+        return [max(1, -(-sum(weights[o] for o in chunk) // 100)) for chunk in chunks]
+
+    planned = listing_chunks(owners, concurrency, weights)
+    assert sorted(o for chunk in planned for o in chunk) == owners
+    assert all(chunk == sorted(chunk) for chunk in planned), "owners keep their order"
+    assert max(len(c) for c in planned) <= MAX_IDS_PER_LISTING
+    best = max(max(pages), sum(loads(planned)) / concurrency)  # no plan can end sooner
+    assert _makespan(loads(planned), concurrency) <= 1.03 * best
+    blind = listing_chunks(owners, concurrency)
+    assert _makespan(loads(planned), concurrency) <= _makespan(loads(blind), concurrency)
+    heaviest = max(owners, key=lambda o: weights[o])
+    assert any(heaviest in chunk for chunk in planned[:concurrency]), "the longest chain starts"
+
+
+def test_a_skewed_fleet_planned_from_the_snapshot_beats_the_blind_plan() -> None:
+    weights = _zipf(400, 40_000)
+    owners = list(range(400))
+
+    def span(chunks: list[list[int]]) -> int:
+        loads = [max(1, -(-sum(weights[o] for o in c) // 100)) for c in chunks]
+        return _makespan(loads, 8)
+
+    # The blind plan puts the largest customer wherever its company id falls.
+    assert span(listing_chunks(owners, 8, weights)) < 0.8 * span(listing_chunks(owners, 8))
+
+
+def test_no_known_devices_means_the_blind_plan() -> None:
+    owners = list(range(100))
+    assert listing_chunks(owners, 4, [0] * 100) == listing_chunks(owners, 4)
+
+
+def test_a_re_sync_plans_its_listings_from_the_snapshot(engine: Engine, db_url: str) -> None:
+    emu = Emulator(generate_fleet(devices=3000, customers=60, skew=1.2))
+    settings = settings_for(emu, db_url, api={"concurrency": 2})
+    first = run(emu, settings)
+    assert first.status == "succeeded", first.error
+    companies, spaces = merge.devices_per_owner(engine, [ZT])
+    customers = emu.fleet.current_customers()
+    for c in customers:
+        assert companies.get(c.company_id, 0) == emu.fleet.count_owned(ZT, {c.company_id}, set())
+    assert sum(companies.values()) + sum(spaces.values()) == first.devices_added
+    heaviest = max(customers, key=lambda c: companies.get(c.company_id, 0))
+    # A first sync knows nothing: its listings are runs of customers in companyId order.
+    assert [x.company_ids for x in first.listings] == [
+        [c for c, _ in chunk]
+        for chunk in listing_chunks(
+            [(c.company_id, c.google_workspace_customer_id) for c in customers], 2
+        )
+    ]
+    second = run(emu, settings)
+    assert second.status == "succeeded", second.error
+    assert second.devices_seen == first.devices_added
+    starting = second.listings[:2]  # what the 2 request slots take first
+    assert any(heaviest.company_id in x.company_ids for x in starting)
+    assert {c for x in second.listings for c in x.company_ids} == {c.company_id for c in customers}
