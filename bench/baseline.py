@@ -1,8 +1,8 @@
 """The raw baseline: the least work that gives the same tables a first sync gives.
 
 It fetches the same pages zt-inventory fetches — ``customers.list`` page by page, then the same
-findByOwner listings (the same customers packed into each, by ``inventory.sync``'s own packing
-constants) on the same number of worker threads sharing one httpx client — parses them with
+findByOwner listings (the same customers packed into each, by ``inventory.plan``'s own packing
+function) on the same number of worker threads sharing one httpx client — parses them with
 ``response.json()``, and writes devices, claims and metadata with ``executemany`` into three
 plain tables (no keys, no indexes) in one transaction, through the bare DB-API driver
 (``sqlite3`` in WAL mode with ``synchronous=NORMAL`` as zt-inventory uses it, or ``psycopg``).
@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from inventory.api import CUSTOMERS_PAGE_SIZE
-from inventory.sync import listing_chunks
+from inventory.plan import listing_chunks
 
 SECTION = "SECTION_TYPE_ZERO_TOUCH"
 PAGE_SIZE = 100

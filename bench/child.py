@@ -56,10 +56,12 @@ def run_sync_job(job: dict[str, Any]) -> dict[str, Any]:
         engine.dispose()
     settings = _settings(job)
     if job.get("sync_constants"):  # an experiment knob, e.g. {"MAX_IDS_PER_LISTING": 250}
+        import inventory.plan
         import inventory.sync
 
         for name, value in job["sync_constants"].items():
-            setattr(inventory.sync, name, value)
+            module = inventory.plan if hasattr(inventory.plan, name) else inventory.sync
+            setattr(module, name, value)
     marks: dict[str, float] = {}
 
     def on_progress(progress: Progress) -> None:

@@ -1,13 +1,13 @@
-"""How a run splits its owners into findByOwner listings (``inventory.sync.listing_chunks``)."""
+"""How a run splits its owners into findByOwner listings (``inventory.plan``)."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from inventory import merge, sync
+from inventory import merge, plan
 from inventory.emulator import Emulator, generate_fleet
-from inventory.sync import LISTINGS_PER_WORKER, MAX_IDS_PER_LISTING, listing_chunks
+from inventory.plan import LISTINGS_PER_WORKER, MAX_IDS_PER_LISTING, listing_chunks
 from tests.syncutil import ZT, settings_for
 from tests.syncutil import sync as run
 
@@ -42,7 +42,7 @@ def test_no_short_last_listing() -> None:
 
 
 def test_the_cap_on_ids_per_listing_sets_the_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sync, "MAX_IDS_PER_LISTING", 10)
+    monkeypatch.setattr(plan, "MAX_IDS_PER_LISTING", 10)
     chunks = listing_chunks(list(range(1001)), 4)
     assert max(len(c) for c in chunks) <= 10
     assert len(chunks) == 104  # ceil(1001 / 10) = 101, rounded up to a multiple of 4
