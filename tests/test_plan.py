@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy.engine import Engine
 
 from inventory import merge, plan
+from inventory import sync as sync_module
 from inventory.emulator import Emulator, generate_fleet
 from inventory.plan import LISTINGS_PER_WORKER, MAX_IDS_PER_LISTING, listing_chunks
 from tests.syncutil import ZT, settings_for
@@ -140,3 +143,43 @@ def test_a_re_sync_plans_its_listings_from_the_snapshot(engine: Engine, db_url: 
     starting = second.listings[:2]  # what the 2 request slots take first
     assert any(heaviest.company_id in x.company_ids for x in starting)
     assert {c for x in second.listings for c in x.company_ids} == {c.company_id for c in customers}
+
+
+def test_request_slots_follow_the_chain_with_the_most_pages_left(
+    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One slot, so the order is exact. A first sync knows no sizes: an unstarted listing
+    counts the mean length of those started (each first page's totalSize tells one), and a
+    slot always takes a page of the listing with the most pages left."""
+    taken: list[int] = []
+    take = sync_module._Chains.take
+
+    def spy(self: Any, aborted: Any) -> Any:
+        chain = take(self, aborted)
+        if chain is not None:
+            taken.append(chain.task.listing.listing_id)
+        return chain
+
+    monkeypatch.setattr(sync_module._Chains, "take", spy)
+    emu = Emulator(generate_fleet(devices=2500, customers=24, skew=1.3))
+    result = run(emu, settings_for(emu, db_url, api={"concurrency": 1}))
+    assert result.status == "succeeded", result.error
+    length = {x.listing_id: max(1, -(-(x.total_size or 0) // 100)) for x in result.listings}
+    assert len(set(length.values())) > 2, "the listings must differ in length"
+    fresh = [x.listing_id for x in result.listings]  # plan order
+    left: dict[int, int] = {}  # started listings: pages still to fetch
+    expected: list[int] = []
+    while fresh or any(left.values()):
+        known = [length[n] for n in left]
+        mean = sum(known) / len(known) if known else float("inf")
+        ready = [n for n in left if left[n]]
+        best = max(ready, key=lambda n: (left[n], -n)) if ready else None
+        if fresh and (best is None or mean >= left[best]):
+            n = fresh.pop(0)
+            left[n] = length[n] - 1
+        else:
+            assert best is not None
+            n = best
+            left[n] -= 1
+        expected.append(n)
+    assert taken == expected
