@@ -88,3 +88,27 @@ def test_a_run_refreshes_statistics_before_it_plans_removals(
     result = sync(emu, settings_for(emu, db_url))
     assert result.status == "succeeded", result.error
     assert calls == ["refresh_statistics", "stage_removals"]
+
+
+def test_a_first_sync_classifies_without_snapshot_queries(
+    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty devices table stays empty under the writer lock: every device is added."""
+    queries: list[int] = []
+    snapshot = staging._StagingSql.snapshot
+
+    def spy(self: Any, conn: Any, ids: list[int]) -> Any:
+        queries.append(len(ids))
+        return snapshot(self, conn, ids)
+
+    monkeypatch.setattr(staging._StagingSql, "snapshot", spy)
+    emu = Emulator(generate_fleet(devices=300, customers=8))
+    first = sync(emu, settings_for(emu, db_url))
+    assert first.status == "succeeded", first.error
+    assert first.devices_added > 250
+    assert queries == []
+    emu.fleet.set_metadata(int(next(emu.fleet.iter_devices())["deviceId"]), {"k": "changed"})
+    second = sync(emu, settings_for(emu, db_url))
+    assert second.status == "succeeded", second.error
+    assert queries, "a re-sync classifies against the snapshot"
+    assert (second.devices_added, second.devices_changed) == (0, 1)

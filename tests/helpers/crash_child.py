@@ -163,7 +163,15 @@ def run_point(url: str, point: str, stage: int) -> int:
         flushes(3)
     elif point == "in-flush":
         flushes(10**6)
-        after_statement("INSERT INTO SYNC_STAGING_DEVICES", 2)
+        # the second batch's devices are written (INSERT on SQLite, COPY on PostgreSQL) but
+        # not committed
+        writes = Counter[str]()
+
+        def second_devices_write(_sql: Any, _conn: Any, table: Any, *_: Any) -> bool:
+            writes[table.name] += 1
+            return table.name == "sync_staging_devices" and writes[table.name] == 2
+
+        wrap(staging._StagingSql, "write", after=True, when=second_devices_write)
     elif point == "before-removals":
         wrap(merge, "stage_removals", before=True)
     elif point == "after-removals":
