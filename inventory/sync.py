@@ -232,9 +232,13 @@ class _Chains:
                 chain = self._fresh.popleft()
             else:
                 chain = heapq.heappop(self._ready)[2]
+        return chain
+
+    def next_page(self, chain: _Chain) -> Page:
+        """Fetch the chain's next page (the one request of this chain in flight)."""
         if chain.pages is None:  # opening the generator sends nothing; its first next() does
             chain.pages = self._open(chain.task)
-        return chain
+        return next(chain.pages)
 
     def give_back(self, chain: _Chain, page: Page) -> None:
         """Return a chain after one of its pages, ranked by the pages it has left."""
@@ -618,9 +622,8 @@ class _Run:
                 chain = chains.take(self.aborted)
                 if chain is None:
                     return
-                assert chain.pages is not None
                 try:
-                    page = next(chain.pages)  # the one request of this chain now in flight
+                    page = chains.next_page(chain)
                 except Exception as exc:  # reported to the main thread, which decides
                     chains.ended(chain, None)
                     put(("error", chain.task, exc))
