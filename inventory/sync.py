@@ -585,9 +585,6 @@ class _Run:
             ]
         return tasks
 
-    def _pages_of(self, zt: ZeroTouchClient) -> Callable[[_Task], Iterator[Page]]:
-        return lambda task: self._pages(zt, task)
-
     def _pages(self, zt: ZeroTouchClient, task: _Task) -> Iterator[Page]:
         limit = self.settings.api.page_size
         if task.identifier is not None:
@@ -606,7 +603,7 @@ class _Run:
         self._notify("devices")
         workers = max(1, min(self.settings.api.concurrency, len(tasks)))
         inbox: queue.Queue[tuple[str, _Task, Any]] = queue.Queue(workers * QUEUE_PAGES_PER_WORKER)
-        chains = _Chains(tasks, self._pages_of(zt), self.settings.api.page_size)
+        chains = _Chains(tasks, lambda task: self._pages(zt, task), self.settings.api.page_size)
 
         def put(item: tuple[str, _Task, Any]) -> bool:
             while not self.aborted.is_set():
