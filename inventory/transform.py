@@ -147,7 +147,7 @@ def _text(value: Any) -> str | None:
 
 
 def _unknown(obj: dict[str, Any], known: frozenset[str], path: str) -> list[str]:
-    if obj.keys() <= known:
+    if known.issuperset(obj):  # the common case, without building a keys view
         return []
     return [f"{path}.{key}" for key in obj if key not in known]
 
@@ -164,8 +164,14 @@ def canonical_device(device: dict[str, Any], device_id: int) -> dict[str, Any]:
     if isinstance(claims, list):
         normalised = []
         for claim in claims:
-            if isinstance(claim, dict) and (
-                _is_number(claim.get("ownerCompanyId")) or _is_number(claim.get("resellerId"))
+            if not isinstance(claim, dict):
+                normalised.append(claim)
+                continue
+            owner, reseller = claim.get("ownerCompanyId"), claim.get("resellerId")
+            # int64 as strings, the usual form, need nothing (the class test is the cheap way
+            # to say so); numbers become their strings
+            if (owner.__class__ is not str or reseller.__class__ is not str) and (
+                _is_number(owner) or _is_number(reseller)
             ):
                 claim = dict(claim)
                 for key in ("ownerCompanyId", "resellerId"):
@@ -248,7 +254,9 @@ def to_device_rows(device: Any, partner_id: int) -> DeviceRows:
             warnings.append(f"device {device_id}: a claim is not an object")
             continue
         unknown += _unknown(claim, CLAIM_FIELDS, "DeviceClaim")
-        section = _text(claim.get("sectionType")) or "SECTION_TYPE_UNSPECIFIED"
+        section = claim.get("sectionType")
+        if section.__class__ is not str or not section:
+            section = _text(section) or "SECTION_TYPE_UNSPECIFIED"
         if section in seen_sections:
             warnings.append(f"device {device_id}: more than one {section} claim; kept the first")
             continue
