@@ -540,17 +540,20 @@ class _Run:
         by_company, by_space = merge.devices_per_owner(
             self.engine, self.settings.sync.section_types
         )
-        weights = [by_company.get(c, 0) + (by_space.get(w, 0) if w else 0) for c, w in owners]
-        groups: list[tuple[list[int], list[str], int]] = []  # (companies, Workspace ids, devices)
-        known = dict(zip(owners, weights, strict=True))
-        for chunk in listing_chunks(owners, concurrency, weights):
+
+        def devices(owner: tuple[int | None, str | None]) -> int:
+            company, space = owner
+            known = by_company.get(company, 0) if company is not None else 0
+            return known + (by_space.get(space, 0) if space else 0)
+
+        # (companies, Workspace ids, devices the snapshot expects) of each listing
+        groups: list[tuple[list[int], list[str], int]] = []
+        for chunk in listing_chunks(owners, concurrency, [devices(o) for o in owners]):
             listed = list(dict.fromkeys(w for _, w in chunk if w))
-            groups.append(([c for c, _ in chunk], listed, sum(known[o] for o in chunk)))
-        extra_weights = [by_space.get(w, 0) for w in extra]
-        groups += [
-            ([], chunk, sum(by_space.get(w, 0) for w in chunk))
-            for chunk in listing_chunks(extra, concurrency, extra_weights)
-        ]
+            groups.append(([c for c, _ in chunk], listed, sum(map(devices, chunk))))
+        spaces_only: list[tuple[int | None, str | None]] = [(None, w) for w in extra]
+        for part in listing_chunks(spaces_only, concurrency, [devices(o) for o in spaces_only]):
+            groups.append(([], [w for _, w in part if w], sum(map(devices, part))))
         limit = max(1, self.settings.api.page_size)
         tasks = [
             _Task(
