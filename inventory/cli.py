@@ -47,10 +47,17 @@ from inventory.display import (
     status_items,
     summary_table,
 )
-from inventory.errors import ConfigError, InventoryError, SchemaMismatchError, first_line
-from inventory.readonly import read_engine, require_database_file, run_read_only, scrub
+from inventory.errors import (
+    CancelledError,
+    ConfigError,
+    InventoryError,
+    SchemaMismatchError,
+    first_line,
+)
+from inventory.readonly import read_engine, require_database_file, run_read_only
+from inventory.redact import redact_url, scrub
 from inventory.status import collect_status
-from inventory.store import make_engine, redact_url
+from inventory.store import make_engine
 
 if TYPE_CHECKING:
     from inventory.sync import Progress, SyncResult
@@ -203,13 +210,6 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
-class _DropSyncFailure(logging.Filter):
-    """The CLI reports a failed run itself, as one ``Error:`` line; drop the log's copy."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == "inventory.sync" and record.msg == "sync failed: %s")
-
-
 def _setup_logging(
     ctx: click.Context,
     level: int = logging.WARNING,
@@ -230,7 +230,6 @@ def _setup_logging(
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
         )
-    handler.addFilter(_DropSyncFailure())
     logger = logging.getLogger("inventory")
     previous = logger.level
     logger.addHandler(handler)
@@ -491,7 +490,7 @@ def sync(
                 "`zt-inventory status`, then sync again"
             ]
         )
-    if (result.error or "").rsplit(": ", 1)[-1] == "cancelled":
+    if isinstance(result.failure, CancelledError):
         raise Failure(["the sync was cancelled; nothing was applied"])
     raise Failure([f"sync failed: {result.error}"])
 

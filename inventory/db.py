@@ -17,7 +17,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from inventory.errors import SchemaMismatchError
-from inventory.store import redact_url, sqlite_path
+from inventory.redact import redact_url
+from inventory.store import sqlite_path
 
 
 def migrations_dir() -> Path:

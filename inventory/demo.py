@@ -27,7 +27,8 @@ from inventory import db
 from inventory.config import Settings, settings_for_endpoint
 from inventory.emulator import Emulator, generate_fleet, serve
 from inventory.errors import ConfigError
-from inventory.store import make_engine, redact_url, sqlite_path
+from inventory.redact import redact_url
+from inventory.store import make_engine, sqlite_path
 from inventory.sync import SyncResult, run_sync
 
 DEMO_URL = "sqlite:///zt-demo.db"

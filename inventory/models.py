@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.engine import Dialect
@@ -70,12 +71,13 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime()}
 
 
-class Customer(Base):
-    """One company from ``customers.list``."""
+# --- column groups shared by a public table and its staging table: declared once here, and
+# every staging and merge statement is derived from the tables (``inventory.sync.columns``).
 
-    __tablename__ = "customers"
 
-    company_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+class CustomerFields:
+    """What ``customers.list`` says of a company (``customers`` and its staging table)."""
+
     partner_id: Mapped[int] = mapped_column(BigInteger)
     company_name: Mapped[str | None] = mapped_column(Text)
     name: Mapped[str | None] = mapped_column(Text)
@@ -85,32 +87,70 @@ class Customer(Base):
     language_code: Mapped[str | None] = mapped_column(Text)
     skip_welcome_email: Mapped[bool | None] = mapped_column(Boolean)
     google_workspace_account: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    google_workspace_customer_id: Mapped[str | None] = mapped_column(Text, index=True)
+    google_workspace_customer_id: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64))
-    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    last_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class Device(Base):
-    """One row per device ever seen; ``removed_at`` is NULL while it is in the newest snapshot."""
+class DeviceFields:
+    """A device's identifiers and other flat content (``devices`` and its staging table)."""
 
-    __tablename__ = "devices"
-
-    device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    partner_id: Mapped[int] = mapped_column(BigInteger)
     name: Mapped[str | None] = mapped_column(Text)
-    imei: Mapped[str | None] = mapped_column(Text, index=True)
-    imei2: Mapped[str | None] = mapped_column(Text, index=True)
-    meid: Mapped[str | None] = mapped_column(Text, index=True)
+    imei: Mapped[str | None] = mapped_column(Text)
+    imei2: Mapped[str | None] = mapped_column(Text)
+    meid: Mapped[str | None] = mapped_column(Text)
     meid2: Mapped[str | None] = mapped_column(Text)
-    serial_number: Mapped[str | None] = mapped_column(Text, index=True)
+    serial_number: Mapped[str | None] = mapped_column(Text)
     manufacturer: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(Text)
     device_type: Mapped[str | None] = mapped_column(Text)
     chrome_os_attested_device_id: Mapped[str | None] = mapped_column(Text)
     configuration: Mapped[str | None] = mapped_column(Text)
+
+
+class ClaimFields:
+    """One claim of a device in one section type, beside its key (``device_claims`` and its
+    staging table)."""
+
+    owner_company_id: Mapped[int | None] = mapped_column(BigInteger)
+    reseller_id: Mapped[int | None] = mapped_column(BigInteger)
+    vacation_mode_start_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    vacation_mode_expire_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    additional_service: Mapped[str | None] = mapped_column(Text)
+    google_workspace_customer_id: Mapped[str | None] = mapped_column(Text)
+
+
+class MetadataFields:
+    """One metadata entry's value, beside its key (``device_metadata`` and its staging table)."""
+
+    value: Mapped[str | None] = mapped_column(Text)
+
+
+class Customer(CustomerFields, Base):
+    """One company from ``customers.list``."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        Index("ix_customers_google_workspace_customer_id", "google_workspace_customer_id"),
+    )
+
+    company_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Device(DeviceFields, Base):
+    """One row per device ever seen; ``removed_at`` is NULL while it is in the newest snapshot."""
+
+    __tablename__ = "devices"
+    __table_args__ = tuple(
+        Index(f"ix_devices_{column}", column)
+        for column in ("imei", "imei2", "meid", "serial_number")
+    )
+
+    device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    partner_id: Mapped[int] = mapped_column(BigInteger)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -118,24 +158,22 @@ class Device(Base):
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 
-class DeviceClaim(Base):
+class DeviceClaim(ClaimFields, Base):
     """One claim of a current device (a device has at most one claim per section type)."""
 
     __tablename__ = "device_claims"
+    __table_args__ = (
+        Index("ix_device_claims_owner_company_id", "owner_company_id"),
+        Index("ix_device_claims_google_workspace_customer_id", "google_workspace_customer_id"),
+    )
 
     device_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("devices.device_id"), primary_key=True, autoincrement=False
     )
     section_type: Mapped[str] = mapped_column(String(64), primary_key=True)
-    owner_company_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    reseller_id: Mapped[int | None] = mapped_column(BigInteger)
-    vacation_mode_start_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    vacation_mode_expire_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    additional_service: Mapped[str | None] = mapped_column(Text)
-    google_workspace_customer_id: Mapped[str | None] = mapped_column(Text, index=True)
 
 
-class DeviceMetadata(Base):
+class DeviceMetadata(MetadataFields, Base):
     """One metadata entry of a current device."""
 
     __tablename__ = "device_metadata"
@@ -144,7 +182,6 @@ class DeviceMetadata(Base):
         BigInteger, ForeignKey("devices.device_id"), primary_key=True, autoincrement=False
     )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    value: Mapped[str | None] = mapped_column(Text)
 
 
 class SyncRun(Base):
@@ -233,7 +270,7 @@ class IdentifierLookup(Base):
 # PostgreSQL since revision 0002: they need no WAL) ----------------------------------------
 
 
-class StagingDevice(Base):
+class StagingDevice(DeviceFields, Base):
     """A device as one listing of a run saw it; content only when new or changed."""
 
     __tablename__ = "sync_staging_devices"
@@ -244,22 +281,11 @@ class StagingDevice(Base):
     change: Mapped[str] = mapped_column(String(16))  # same / added / changed / reappeared
     content_hash: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[int | None] = mapped_column(BigInteger)
-    name: Mapped[str | None] = mapped_column(Text)
-    imei: Mapped[str | None] = mapped_column(Text)
-    imei2: Mapped[str | None] = mapped_column(Text)
-    meid: Mapped[str | None] = mapped_column(Text)
-    meid2: Mapped[str | None] = mapped_column(Text)
-    serial_number: Mapped[str | None] = mapped_column(Text)
-    manufacturer: Mapped[str | None] = mapped_column(Text)
-    model: Mapped[str | None] = mapped_column(Text)
-    device_type: Mapped[str | None] = mapped_column(Text)
-    chrome_os_attested_device_id: Mapped[str | None] = mapped_column(Text)
-    configuration: Mapped[str | None] = mapped_column(Text)
     owner_company_id: Mapped[int | None] = mapped_column(BigInteger)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
-class StagingClaim(Base):
+class StagingClaim(ClaimFields, Base):
     """A claim of a new or changed device of a run."""
 
     __tablename__ = "sync_staging_claims"
@@ -267,15 +293,9 @@ class StagingClaim(Base):
     run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     section_type: Mapped[str] = mapped_column(String(64), primary_key=True)
-    owner_company_id: Mapped[int | None] = mapped_column(BigInteger)
-    reseller_id: Mapped[int | None] = mapped_column(BigInteger)
-    vacation_mode_start_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    vacation_mode_expire_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    additional_service: Mapped[str | None] = mapped_column(Text)
-    google_workspace_customer_id: Mapped[str | None] = mapped_column(Text)
 
 
-class StagingMetadata(Base):
+class StagingMetadata(MetadataFields, Base):
     """A metadata entry of a new or changed device of a run."""
 
     __tablename__ = "sync_staging_metadata"
@@ -283,7 +303,6 @@ class StagingMetadata(Base):
     run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    value: Mapped[str | None] = mapped_column(Text)
 
 
 class StagingCoverage(Base):
@@ -303,25 +322,20 @@ class StagingCoverage(Base):
     complete: Mapped[bool] = mapped_column(Boolean)
 
 
-class StagingCustomer(Base):
+class StagingCustomer(CustomerFields, Base):
     """A customer as ``customers.list`` returned it in a run."""
 
     __tablename__ = "sync_staging_customers"
 
     run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     company_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    partner_id: Mapped[int] = mapped_column(BigInteger)
-    company_name: Mapped[str | None] = mapped_column(Text)
-    name: Mapped[str | None] = mapped_column(Text)
-    owner_emails: Mapped[list[Any]] = mapped_column(JSON)
-    admin_emails: Mapped[list[Any]] = mapped_column(JSON)
-    terms_status: Mapped[str | None] = mapped_column(Text)
-    language_code: Mapped[str | None] = mapped_column(Text)
-    skip_welcome_email: Mapped[bool | None] = mapped_column(Boolean)
-    google_workspace_account: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    google_workspace_customer_id: Mapped[str | None] = mapped_column(Text)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
-    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+def table_of(model: type[Base]) -> Table:
+    """The ``Table`` of a mapped class (``__table__`` is typed as a plain ``FromClause``)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 STAGING_TABLES = tuple(

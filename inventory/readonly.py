@@ -14,27 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import Engine
 
 from inventory.errors import InventoryError, ReadOnlyError, SchemaMismatchError, first_line
+from inventory.redact import scrub
 from inventory.store import make_engine, sqlite_path
 
 Row = tuple[Any, ...]
 FETCH_ROWS = 500
 SQL_READ_ROLE = "pg_read_all_data"  # PostgreSQL 14+: may read every table, write nothing
-
-
-def scrub(text: str, url: str | None) -> str:
-    """Remove the database password from a driver's message, should it quote it."""
-    if url:
-        try:
-            password = make_url(url).password
-        except ArgumentError:
-            password = None
-        if password:
-            text = text.replace(str(password), "***")
-    return text
 
 
 def require_database_file(url: str) -> None:

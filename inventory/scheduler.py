@@ -26,11 +26,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[im
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped,unused-ignore]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped,unused-ignore]
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-from sqlalchemy import func, select
 
 from inventory.errors import InventoryError, first_line
-from inventory.models import Device, SyncRun
-from inventory.store import make_engine, redact_url
+from inventory.redact import redact_url
+from inventory.store import make_engine, runs, snapshot
 from inventory.sync import SyncResult, run_sync
 
 if TYPE_CHECKING:
@@ -211,9 +210,8 @@ class SyncService:
         try:
             engine = make_engine(self.settings.database.url)
             try:
-                query = select(func.count()).select_from(Device).where(Device.removed_at.is_(None))
                 with engine.connect() as conn:
-                    return int(conn.execute(query).scalar_one())
+                    return snapshot.current_fleet_size(conn)
             finally:
                 engine.dispose()
         except Exception as exc:  # metrics never stop the service
@@ -233,9 +231,7 @@ class SyncService:
             engine = make_engine(self.settings.database.url)
             try:
                 with engine.connect() as conn:
-                    last = conn.execute(
-                        select(func.max(SyncRun.finished_at)).where(SyncRun.status == "succeeded")
-                    ).scalar_one_or_none()
+                    last = runs.last_success_at(conn)
             finally:
                 engine.dispose()
         except Exception as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -76,16 +77,26 @@ class BadRecordError(ValueError):
 
 @dataclass
 class DeviceRows:
-    """One device as rows: the ``devices`` row, its claims and metadata, and what was odd."""
+    """One device as rows keyed by column names: its ``devices`` row (``raw`` and
+    ``content_hash`` included), its ``device_claims`` and ``device_metadata`` rows, its
+    zero-touch owner, and what was odd about it."""
 
     device: dict[str, Any]
-    raw: dict[str, Any]
     claims: list[dict[str, Any]]
     metadata: list[dict[str, Any]]
-    content_hash: str
     owner_company_id: int | None
     unknown_fields: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The device's JSON as the API sent it."""
+        return self.device["raw"]  # type: ignore[no-any-return]
+
+    @property
+    def content_hash(self) -> str:
+        """The hash that decides whether the device changed."""
+        return self.device["content_hash"]  # type: ignore[no-any-return]
 
 
 def parse_int64(value: Any, what: str) -> int:
@@ -234,6 +245,7 @@ def to_device_rows(device: Any, partner_id: int) -> DeviceRows:
     row: dict[str, Any] = {
         "device_id": device_id,
         "partner_id": partner_id,
+        "raw": device,
         "name": _text(device.get("name")),
         "configuration": _text(device.get("configuration")),
     }
@@ -303,12 +315,11 @@ def to_device_rows(device: Any, partner_id: int) -> DeviceRows:
     else:
         warnings.append(f"device {device_id}: deviceMetadata is not an object")
 
+    row["content_hash"] = content_hash(canonical_device(device, device_id))
     return DeviceRows(
         device=row,
-        raw=device,
         claims=claims,
         metadata=metadata,
-        content_hash=content_hash(canonical_device(device, device_id)),
         owner_company_id=owner,
         unknown_fields=unknown,
         warnings=warnings,
@@ -366,3 +377,9 @@ def to_identifier(row: dict[str, str]) -> dict[str, str]:
     """A ``DeviceIdentifier`` request object from an identifiers-CSV row (empty cells dropped)."""
     columns = {column: api for api, column in IDENTIFIER_FIELDS.items()}
     return {columns[key]: value for key, value in row.items() if key in columns and value}
+
+
+def from_identifier(identifier: Mapping[str, str]) -> dict[str, str | None]:
+    """The identifier columns of a ``DeviceIdentifier`` object (None where it has no value):
+    the inverse of :func:`to_identifier`."""
+    return {column: identifier.get(api) or None for api, column in IDENTIFIER_FIELDS.items()}

@@ -16,27 +16,25 @@ from typing import Any
 import httpx
 import pytest
 
+from inventory.api.client import USER_AGENT, build_http_client
+from inventory.api.limiter import Counters, RequestLimiter
+from inventory.api.retry import (
+    AUTH_HINT,
+    BACKOFF_MAX_S,
+    RETRY_STATUSES,
+    RetryingSender,
+    backoff_delay,
+    classify,
+    decode_json,
+    google_error,
+    parse_retry_after,
+)
 from inventory.errors import (
     ApiError,
     AuthError,
     CancelledError,
     FatalApiError,
     RetriableApiError,
-)
-from inventory.http import (
-    AUTH_HINT,
-    BACKOFF_MAX_S,
-    RETRY_STATUSES,
-    USER_AGENT,
-    ApiTransport,
-    Counters,
-    RequestLimiter,
-    backoff_delay,
-    build_client,
-    classify,
-    decode_json,
-    google_error,
-    parse_retry_after,
 )
 
 BASE = "https://zt.test"
@@ -344,17 +342,17 @@ def test_decode_json_non_object(body: Any) -> None:
     assert str(info.value) == f"{WHAT}: the response on {PATH} is not a JSON object"
 
 
-# --- build_client ----------------------------------------------------------------------------
+# --- build_http_client ----------------------------------------------------------------------------
 
 
-def test_build_client_sets_base_url_headers_and_transport() -> None:
+def test_build_http_client_sets_base_url_headers_and_transport() -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return httpx.Response(302, headers={"Location": "https://elsewhere.test/"})
 
-    with build_client(
+    with build_http_client(
         BASE, timeout_s=7, concurrency=2, transport=httpx.MockTransport(handler)
     ) as client:
         reply = client.get("/v1/x")
@@ -366,7 +364,7 @@ def test_build_client_sets_base_url_headers_and_transport() -> None:
     assert len(seen) == 1
 
 
-# --- ApiTransport.request_json ---------------------------------------------------------------
+# --- RetryingSender.request_json ---------------------------------------------------------------
 
 Step = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 
@@ -417,7 +415,7 @@ class Harness:
         self.counters = Counters()
         self.limiter = CountingLimiter()
         self.client = httpx.Client(base_url=BASE, transport=httpx.MockTransport(self.script))
-        self.transport = ApiTransport(
+        self.transport = RetryingSender(
             self.client,
             self.limiter,
             max_retries=max_retries,
@@ -629,7 +627,7 @@ def test_counters_are_shared_and_default() -> None:
     counters.add(requests=1, retries=1)
     assert (counters.requests, counters.retries) == (3, 4)
     client = httpx.Client(transport=httpx.MockTransport(lambda r: ok()), base_url=BASE)
-    transport = ApiTransport(client, RequestLimiter(0, 1, 1), max_retries=0)
+    transport = RetryingSender(client, RequestLimiter(0, 1, 1), max_retries=0)
     assert transport.request_json("GET", "/x", "x") == {"devices": [1]}
     assert transport.counters.requests == 1
     client.close()

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from inventory.api.pagination import MAX_PAGES, Page, iter_pages
 from inventory.errors import ListingError
-from inventory.pagination import MAX_PAGES, Page, iter_pages
 
 
 class ScriptedFetch:

@@ -1,4 +1,4 @@
-"""How a run splits its owners into findByOwner listings (``inventory.plan``)."""
+"""How a run splits its owners into findByOwner listings (``inventory.sync.plan``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from inventory import merge, plan
-from inventory import sync as sync_module
+from inventory.sync import fetch
 from inventory.emulator import Emulator, generate_fleet
-from inventory.plan import LISTINGS_PER_WORKER, MAX_IDS_PER_LISTING, listing_chunks
+from inventory.store import snapshot
+from inventory.sync import plan
+from inventory.sync.plan import LISTINGS_PER_WORKER, MAX_IDS_PER_LISTING, listing_chunks
 from tests.syncutil import ZT, settings_for
 from tests.syncutil import sync as run
 
@@ -124,7 +125,8 @@ def test_a_re_sync_plans_its_listings_from_the_snapshot(engine: Engine, db_url: 
     settings = settings_for(emu, db_url, api={"concurrency": 2})
     first = run(emu, settings)
     assert first.status == "succeeded", first.error
-    companies, spaces = merge.devices_per_owner(engine, [ZT])
+    with engine.connect() as conn:
+        companies, spaces = snapshot.devices_per_owner(conn, [ZT])
     customers = emu.fleet.current_customers()
     for c in customers:
         assert companies.get(c.company_id, 0) == emu.fleet.count_owned(ZT, {c.company_id}, set())
@@ -152,15 +154,15 @@ def test_request_slots_follow_the_chain_with_the_most_pages_left(
     counts the mean length of those started (each first page's totalSize tells one), and a
     slot always takes a page of the listing with the most pages left."""
     taken: list[int] = []
-    take = sync_module._Chains.take
+    take = fetch.Chains.take
 
-    def spy(self: Any, aborted: Any) -> Any:
-        chain = take(self, aborted)
+    def spy(self: Any, halt: Any) -> Any:
+        chain = take(self, halt)
         if chain is not None:
             taken.append(chain.task.listing.listing_id)
         return chain
 
-    monkeypatch.setattr(sync_module._Chains, "take", spy)
+    monkeypatch.setattr(fetch.Chains, "take", spy)
     emu = Emulator(generate_fleet(devices=2500, customers=24, skew=1.3))
     result = run(emu, settings_for(emu, db_url, api={"concurrency": 1}))
     assert result.status == "succeeded", result.error

@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from inventory import merge
 from inventory.emulator import Emulator, generate_fleet
 from inventory.store import make_engine
+from inventory.sync import merge
 from tests.helpers.reliability import owned_by
 from tests.syncutil import assert_equals_fleet, expected_devices, settings_for, sync
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from inventory import merge, staging
 from inventory.emulator import Emulator, generate_fleet
+from inventory.sync import merge, staging
 from tests.syncutil import settings_for, sync
 
 

@@ -19,7 +19,8 @@ from inventory.api import CUSTOMERS_PAGE_SIZE
 from inventory.emulator import Emulator, FaultConfig, generate_fleet, serve
 from inventory.errors import ConfigError, LockedError
 from inventory.store import WriterLock, make_engine
-from inventory.sync import SWITCH_INTERVAL_S, run_sync
+from inventory.sync import run_sync
+from inventory.sync.fetch import SWITCH_INTERVAL_S
 from tests.syncutil import (
     ZT,
     FakeSleep,

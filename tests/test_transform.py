@@ -11,6 +11,7 @@ import pytest
 from inventory.transform import (
     BadRecordError,
     DeviceRows,
+    canonical_device,
     content_hash,
     parse_int64,
     parse_timestamp,
@@ -72,6 +73,8 @@ def test_full_device_maps_every_column() -> None:
     assert rows.device == {
         "device_id": BIG_ID,
         "partner_id": PARTNER,
+        "raw": full_device(),
+        "content_hash": content_hash(canonical_device(full_device(), BIG_ID)),
         "name": f"partners/{PARTNER}/devices/{BIG_ID}",
         "configuration": "customers/42/configurations/7",
         "imei": "359881234567890",
@@ -156,6 +159,8 @@ def test_proto3_omitted_fields_become_none_and_empty() -> None:
     assert rows.device == {
         "device_id": 5,
         "partner_id": PARTNER,
+        "raw": {"deviceId": "5"},
+        "content_hash": content_hash({"deviceId": "5"}),
         "name": None,
         "configuration": None,
         "imei": None,

@@ -27,7 +27,8 @@ import httpx  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
-from inventory import merge, staging, sync  # noqa: E402
+from inventory.store import runs  # noqa: E402
+from inventory.sync import merge, run_sync, staging  # noqa: E402
 from tests.helpers.reliability import crash_emulator  # noqa: E402
 from tests.syncutil import FakeSleep, settings_for  # noqa: E402
 
@@ -152,7 +153,7 @@ def run_point(url: str, point: str, stage: int) -> int:
     emu = crash_emulator(stage)
     transport: httpx.BaseTransport = emu.transport()
     if point == "open-run":
-        wrap(sync._Run, "_open_run", after=True)
+        wrap(runs, "open_run", after=True)
     elif point == "customers-request":
         transport = KillAtRequest(transport, "customers.list", 1)
     elif point == "customers-staged":
@@ -193,7 +194,7 @@ def run_point(url: str, point: str, stage: int) -> int:
     settings = settings_for(
         emu, url, api={"page_size": PAGE_SIZE, "concurrency": 2}, sync={"max_removed_fraction": 1.0}
     )
-    result = sync.run_sync(settings, transport=transport, sleep=FakeSleep())
+    result = run_sync(settings, transport=transport, sleep=FakeSleep())
     if point == "between-runs" and result.ok:
         die("after the run returned")
     sys.stderr.write(f"kill point {point} not reached; run {result.status}: {result.error}\n")

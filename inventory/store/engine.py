@@ -1,4 +1,4 @@
-"""Engines and sessions: one place that knows how to open the configured database.
+"""Engines: the one place that knows how to open the configured database.
 
 SQLite files run in WAL mode so that BI readers keep reading the previous snapshot while a sync
 stages pages, with ``foreign_keys`` on and a busy timeout so that a reader's short lock never
@@ -7,7 +7,6 @@ fails a write.
 
 from __future__ import annotations
 
-import fcntl
 import sqlite3
 from typing import Any
 
@@ -15,7 +14,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from inventory.errors import ConfigError, LockedError
+from inventory.errors import ConfigError
+from inventory.redact import redact_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -42,16 +42,6 @@ def parse_url(url: str) -> URL:
             "or postgresql+psycopg://user@host/db"
         )
     return parsed
-
-
-def redact_url(url: str | URL) -> str:
-    """The URL as text with any password replaced by ``***``."""
-    if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
 
 
 def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> Engine:
@@ -114,72 +104,3 @@ def sqlite_path(url: str | URL) -> str | None:
         return None
     database = parsed.database or ""
     return None if database in ("", ":memory:") else database
-
-
-LOCK_KEY = 0x7A74_696E_7600  # "ztinv": the PostgreSQL advisory lock of zt-inventory's writer
-
-
-class WriterLock:
-    """The one-writer-at-a-time lock of a database, held for the length of a run.
-
-    PostgreSQL: a session-level advisory lock on a connection of its own. SQLite: an exclusive
-    ``flock`` on ``<database>.lock`` beside the file. Both vanish with the process that held
-    them, so a run killed with SIGKILL never blocks the next one.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._conn: Any = None
-        self._file: Any = None
-
-    def acquire(self) -> None:
-        """Take the lock or fail at once.
-
-        Raises:
-            LockedError: another run holds it.
-        """
-        where = redact_url(self.engine.url)
-        message = (
-            f"another zt-inventory sync is writing {where}; wait for it to finish "
-            "(`zt-inventory status` shows it) and try again"
-        )
-        if self.engine.dialect.name == "postgresql":
-            conn = self.engine.connect()
-            got = conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({LOCK_KEY})").scalar()
-            conn.commit()
-            if not got:
-                conn.close()
-                raise LockedError(message)
-            self._conn = conn
-            return
-        path = sqlite_path(self.engine.url)
-        if path is None:
-            return
-        handle = open(f"{path}.lock", "a+")  # noqa: SIM115 - held open for the whole run
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise LockedError(message) from None
-        self._file = handle
-
-    def release(self) -> None:
-        """Give the lock back (idempotent)."""
-        if self._conn is not None:
-            try:
-                self._conn.exec_driver_sql(f"SELECT pg_advisory_unlock({LOCK_KEY})")
-                self._conn.commit()
-            finally:
-                self._conn.close()
-                self._conn = None
-        if self._file is not None:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-
-    def __enter__(self) -> WriterLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

@@ -1,8 +1,14 @@
-"""The merge: staging into the public tables in one short transaction.
+"""What the merge decides, and how it applies it: staging into the public tables in one short
+transaction.
 
-Everything that can be decided before the transaction is decided before it (classification
-while staging, removals here in :func:`stage_removals`), so the transaction itself only copies
-rows that changed. Readers see the previous snapshot until it commits and the new one after.
+Everything that can be decided before the transaction is decided before it: which staged
+devices are left as they were because only incomplete listings saw them
+(:func:`mark_incomplete`), which of a device's several staged rows counts (:func:`deduplicate`),
+which current devices this run removes (:func:`stage_removals`), and how many of each change
+there are. The transaction itself (:func:`apply`) then only copies rows that changed. Readers
+see the previous snapshot until it commits and the new one after.
+
+Column lists are derived from the tables (``inventory.models``), never written here.
 """
 
 from __future__ import annotations
@@ -11,11 +17,21 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, insert, text
 from sqlalchemy.engine import Connection, Engine
 
-from inventory.models import UTCDateTime
-from inventory.staging import DEVICE_COLUMNS, REMOVAL_LISTING
+from inventory.models import (
+    Customer,
+    DeviceClaim,
+    DeviceMetadata,
+    IdentifierLookup,
+    StagingClaim,
+    StagingCustomer,
+    StagingMetadata,
+    UTCDateTime,
+    table_of,
+)
+from inventory.sync.staging import DEVICE_CONTENT, DEVICE_KEY, REMOVAL_LISTING, shared_columns
 
 ACCEPTED = "('added', 'changed', 'reappeared')"
 UPDATED = "('changed', 'reappeared')"
@@ -31,6 +47,39 @@ _MATCHES = """
         (v.owner_kind = 'company' AND v.owner_key = CAST(c.owner_company_id AS VARCHAR(32)))
         OR (v.owner_kind = 'workspace' AND v.owner_key = c.google_workspace_customer_id))
 """
+
+
+def mark_incomplete(engine: Engine, run_id: int, listings: list[int]) -> None:
+    """Devices seen only by incomplete listings stay as they are: never applied, never removed."""
+    if listings:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE sync_staging_devices SET change = 'incomplete' "
+                    "WHERE run_id = :r AND listing_id IN :listings"
+                ).bindparams(bindparam("listings", expanding=True)),
+                {"r": run_id, "listings": listings},
+            )
+
+
+def deduplicate(engine: Engine, run_id: int) -> None:
+    """Keep one staging row per device: the first complete listing's, when there is one."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                """
+                DELETE FROM sync_staging_devices
+                WHERE run_id = :r AND EXISTS (
+                    SELECT 1 FROM sync_staging_devices o
+                    WHERE o.run_id = :r
+                      AND o.device_id = sync_staging_devices.device_id
+                      AND o.change <> 'incomplete'
+                      AND (sync_staging_devices.change = 'incomplete'
+                           OR o.listing_id < sync_staging_devices.listing_id))
+                """
+            ),
+            {"r": run_id},
+        )
 
 
 def stage_removals(
@@ -124,38 +173,6 @@ def preview(engine: Engine, run_id: int, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
-def devices_per_owner(
-    engine: Engine, sections: Sequence[str]
-) -> tuple[dict[int, int], dict[str, int]]:
-    """Current devices per claim owner in these section types, as the last run left them.
-
-    Returns ({company id: devices}, {Workspace customer id: devices whose claim names no
-    company}): what a run expects each listing to page through. Claims exist only for current
-    devices, and the owner indexes answer both counts.
-    """
-    by_company = text(
-        "SELECT owner_company_id, COUNT(*) FROM device_claims WHERE section_type IN :s "
-        "AND owner_company_id IS NOT NULL GROUP BY owner_company_id"
-    ).bindparams(bindparam("s", expanding=True))
-    by_workspace = text(
-        "SELECT google_workspace_customer_id, COUNT(*) FROM device_claims "
-        "WHERE section_type IN :s AND owner_company_id IS NULL "
-        "AND google_workspace_customer_id IS NOT NULL GROUP BY google_workspace_customer_id"
-    ).bindparams(bindparam("s", expanding=True))
-    with engine.connect() as conn:
-        companies = {int(k): int(v) for k, v in conn.execute(by_company, {"s": list(sections)})}
-        spaces = {str(k): int(v) for k, v in conn.execute(by_workspace, {"s": list(sections)})}
-    return companies, spaces
-
-
-def current_fleet_size(engine: Engine) -> int:
-    """Devices in the current snapshot."""
-    with engine.connect() as conn:
-        return int(
-            conn.execute(text("SELECT COUNT(*) FROM devices WHERE removed_at IS NULL")).scalar_one()
-        )
-
-
 def customer_changes(conn: Connection | Engine, run_id: int) -> tuple[int, int]:
     """(customers new to the table, current customers that left ``customers.list``)."""
     added = text(
@@ -223,10 +240,22 @@ def apply(conn: Connection, run_id: int, now: datetime, counts: dict[str, int]) 
     _apply_customers(run)
 
 
-_CLAIM_COLUMNS = (
-    "owner_company_id, reseller_id, vacation_mode_start_time, vacation_mode_expire_time, "
-    "additional_service, google_workspace_customer_id"
+# what the merge copies from each staging table into its public table, beside the keys
+_DEVICE_COLUMNS = (*DEVICE_KEY, *DEVICE_CONTENT)
+_CLAIM_COLUMNS = shared_columns(
+    table_of(DeviceClaim), table_of(StagingClaim), skip=("device_id", "section_type")
 )
+_METADATA_COLUMNS = shared_columns(
+    table_of(DeviceMetadata), table_of(StagingMetadata), skip=("device_id", "key")
+)
+_CUSTOMER_COLUMNS = shared_columns(
+    table_of(Customer), table_of(StagingCustomer), skip=("company_id",)
+)
+
+
+def _assignments(columns: Sequence[str]) -> str:
+    """``col = excluded.col, …``: an upsert's SET list."""
+    return ", ".join(f"{c} = excluded.{c}" for c in columns)
 
 
 def _copy_devices(run: Callable[[str], None], changes: str, ids: str, *, upsert: bool) -> None:
@@ -236,41 +265,26 @@ def _copy_devices(run: Callable[[str], None], changes: str, ids: str, *, upsert:
     Added devices have no rows anywhere yet: plain inserts. Changed and reappeared devices
     (``upsert``) overwrite their rows and drop the claims and metadata they no longer have.
     """
-    cols = ", ".join(DEVICE_COLUMNS)
-    device_updates = ", ".join(
-        f"{c} = excluded.{c}" for c in (*DEVICE_COLUMNS, "raw", "content_hash")
-    )
+    cols = ", ".join(_DEVICE_COLUMNS)
     on_device = (
-        f"ON CONFLICT (device_id) DO UPDATE SET {device_updates}, "
+        f"ON CONFLICT (device_id) DO UPDATE SET {_assignments(_DEVICE_COLUMNS[1:])}, "
         "last_changed_at = excluded.last_changed_at, removed_at = NULL"
     )
     run(
         f"""
-        INSERT INTO devices (device_id, {cols}, raw, content_hash,
-                             first_seen_at, last_changed_at, removed_at)
-        SELECT device_id, {cols}, raw, content_hash, :now, :now, NULL
+        INSERT INTO devices ({cols}, first_seen_at, last_changed_at, removed_at)
+        SELECT {cols}, :now, :now, NULL
         FROM sync_staging_devices WHERE run_id = :r AND change IN {changes}
         {on_device if upsert else ""}
         """
     )
-    claim_updates = ", ".join(f"{c} = excluded.{c}" for c in _CLAIM_COLUMNS.split(", "))
-    children = (  # (table, its staging table, its key beside device_id, columns, upsert clause)
-        (
-            "device_claims",
-            "sync_staging_claims",
-            "section_type",
-            f"section_type, {_CLAIM_COLUMNS}",
-            f"ON CONFLICT (device_id, section_type) DO UPDATE SET {claim_updates}",
-        ),
-        (
-            "device_metadata",
-            "sync_staging_metadata",
-            "key",
-            "key, value",
-            "ON CONFLICT (device_id, key) DO UPDATE SET value = excluded.value",
-        ),
+    children = (  # (table, its staging table, its key beside device_id, the columns it copies)
+        ("device_claims", "sync_staging_claims", "section_type", _CLAIM_COLUMNS),
+        ("device_metadata", "sync_staging_metadata", "key", _METADATA_COLUMNS),
     )
-    for table, staged, key, columns, on_conflict in children:
+    for table, staged, key, copied in children:
+        columns = ", ".join((key, *copied))
+        on_conflict = f"ON CONFLICT (device_id, {key}) DO UPDATE SET {_assignments(copied)}"
         if upsert:
             run(
                 f"""
@@ -306,13 +320,19 @@ def _apply_removed(run: Callable[[str], None]) -> None:
     run(f"DELETE FROM device_metadata WHERE device_id IN ({_REMOVED_IDS})")
 
 
+def apply_lookups(
+    conn: Connection, run_id: int, lookups: list[dict[str, Any]], now: datetime
+) -> None:
+    """Store the run's identifier lookups (inside the caller's transaction)."""
+    if lookups:
+        conn.execute(
+            insert(IdentifierLookup), [dict(x, run_id=run_id, looked_up_at=now) for x in lookups]
+        )
+
+
 def _apply_customers(run: Callable[[str], None]) -> None:
-    cols = (
-        "partner_id, company_name, name, owner_emails, admin_emails, terms_status, "
-        "language_code, skip_welcome_email, google_workspace_account, "
-        "google_workspace_customer_id, raw, content_hash"
-    )
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols.split(", "))
+    cols = ", ".join(_CUSTOMER_COLUMNS)
+    updates = _assignments(_CUSTOMER_COLUMNS)
     run(
         f"""
         INSERT INTO customers (company_id, {cols}, first_seen_at, last_changed_at, removed_at)

@@ -1,11 +1,9 @@
-"""The HTTP layer: an ``httpx.Client`` with retries, a client-side quota and a concurrency cap.
+"""How a request is retried: which failures are transient, how long to wait, what to say.
 
 Transient failures (429, 500, 502, 503, 504, connection errors, timeouts) are retried with
 exponential backoff and full jitter, honouring ``Retry-After``, up to ``max_retries`` times.
-Other 4xx stop with Google's status and message plus a hint. A sliding-window limiter keeps
-the request rate under ``quota_per_100s`` per ``quota_window_s``: a request counts from the
-moment it is sent until ``window`` after its response arrived, so the server, which sees each
-request in between, can never count more than the client allowed.
+Other 4xx stop with Google's status and message plus a hint. Every attempt goes through the
+shared :class:`~inventory.api.limiter.RequestLimiter` and is counted in ``Counters``.
 """
 
 from __future__ import annotations
@@ -16,15 +14,14 @@ import math
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
 
+from inventory.api.limiter import Counters, RequestLimiter
 from inventory.errors import (
     ApiError,
     AuthError,
@@ -36,77 +33,11 @@ from inventory.errors import (
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 60.0
-USER_AGENT = "zt-inventory"
 AUTH_HINT = (
     "check auth.credentials (key file or ADC), that the service account is linked to the "
     "reseller account in the zero-touch portal, the API is enabled in its Cloud project, "
     "and partner.id"
 )
-
-
-class RequestLimiter:
-    """At most ``max_requests`` requests in any ``window_s`` seconds, and ``concurrency`` at once.
-
-    Thread-safe. ``max_requests = 0`` disables the rate cap (the concurrency cap stays).
-    """
-
-    def __init__(
-        self,
-        max_requests: int,
-        window_s: float,
-        concurrency: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.max_requests = max_requests
-        self.window_s = window_s
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(concurrency)
-        self._done: deque[float] = deque()  # response times of requests still in the window
-        self._in_flight = 0
-
-    def acquire(self) -> None:
-        """Block until a request may be sent."""
-        self._slots.acquire()
-        if self.max_requests <= 0:
-            return
-        while True:
-            with self._lock:
-                now = self._clock()
-                while self._done and self._done[0] <= now - self.window_s:
-                    self._done.popleft()
-                if len(self._done) + self._in_flight < self.max_requests:
-                    self._in_flight += 1
-                    return
-                wait = (self._done[0] + self.window_s - now) if self._done else 0.05
-            self._sleep(max(wait, 0.001))
-
-    def release(self) -> None:
-        """Record that a request's response arrived (or it failed)."""
-        if self.max_requests > 0:
-            with self._lock:
-                self._in_flight -= 1
-                self._done.append(self._clock())
-        self._slots.release()
-
-
-@dataclass
-class Counters:
-    """Requests sent and retries made, shared by the threads of a run."""
-
-    requests: int = 0
-    retries: int = 0
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def add(self, requests: int = 0, retries: int = 0) -> None:
-        with self._lock:
-            self.requests += requests
-            self.retries += retries
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -176,7 +107,7 @@ def classify(response: httpx.Response, what: str) -> ApiError:
     return FatalApiError(text, status=status, path=path)
 
 
-class ApiTransport:
+class RetryingSender:
     """Sends API requests with retries, the limiter and counters.
 
     Args:
@@ -275,38 +206,3 @@ def _decode_json_leniently(response: httpx.Response, what: str, path: str, kind:
             status=response.status_code,
             path=path,
         ) from None
-
-
-def build_client(
-    endpoint: str,
-    *,
-    timeout_s: float,
-    concurrency: int,
-    auth: httpx.Auth | None = None,
-    transport: httpx.BaseTransport | None = None,
-) -> httpx.Client:
-    """The httpx client for the API: base URL, timeouts, keep-alive pool, optional transport."""
-    limits = httpx.Limits(
-        max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2
-    )
-    return httpx.Client(
-        base_url=endpoint,
-        timeout=httpx.Timeout(timeout_s),
-        limits=limits,
-        auth=auth,
-        transport=transport,
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        follow_redirects=False,
-    )
-
-
-__all__ = [
-    "ApiTransport",
-    "AuthError",
-    "Counters",
-    "RequestLimiter",
-    "backoff_delay",
-    "build_client",
-    "classify",
-    "parse_retry_after",
-]

@@ -4,44 +4,61 @@ Each device is classified against the current snapshot as it arrives (the run ho
 lock, so the snapshot cannot move under it): ``same`` rows carry only the id and hash, so an
 unchanged re-sync stages little and merges nothing; ``added``, ``changed`` and ``reappeared``
 rows carry the full content, with their claims and metadata.
+
+The rows' shape is not written down here: every column list is derived from the tables in
+``inventory.models`` (a staging table shares its content columns with its public table), and
+the row dicts that ``inventory.transform`` builds are keyed by those column names.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy import JSON, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from inventory.models import (
     STAGING_TABLES,
+    Device,
     StagingClaim,
     StagingCoverage,
     StagingCustomer,
     StagingDevice,
     StagingMetadata,
+    UTCDateTime,
+    table_of,
 )
 from inventory.transform import DeviceRows, json_text
 
-DEVICE_COLUMNS = (
-    "partner_id",
-    "name",
-    "imei",
-    "imei2",
-    "meid",
-    "meid2",
-    "serial_number",
-    "manufacturer",
-    "model",
-    "device_type",
-    "chrome_os_attested_device_id",
-    "configuration",
-)
 IDENTIFIER_LISTING = 0  # the listing number of findByIdentifier results
 REMOVAL_LISTING = -1  # the listing number of devices a run will mark removed
+SNAPSHOT_CHUNK = 500  # ids per snapshot query (well under SQLite's bound-parameter limit)
+_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE for a duplicate key
+
+
+def shared_columns(public: Table, staged: Table, *, skip: Iterable[str] = ()) -> tuple[str, ...]:
+    """The columns a public table and its staging table share, in the public table's order:
+    what the merge copies from one to the other."""
+    left_out = set(skip)
+    return tuple(c.name for c in public.columns if c.name in staged.c and c.name not in left_out)
+
+
+# A staged device: how the run saw it, then the content it shares with ``devices``. Its key and
+# hash come first, so that a ``same`` row (key and hash only) is a prefix plus NULLs.
+STAGED_DEVICES = table_of(StagingDevice)
+STAGED_CLAIMS = table_of(StagingClaim)
+STAGED_METADATA = table_of(StagingMetadata)
+DEVICE_KEY = ("device_id", "content_hash")
+DEVICE_CONTENT = shared_columns(table_of(Device), STAGED_DEVICES, skip=DEVICE_KEY)
+STAGED_DEVICE_COLUMNS: tuple[str, ...] = ("run_id", "listing_id", "change", "owner_company_id")
+STAGED_DEVICE_COLUMNS += (*DEVICE_KEY, *DEVICE_CONTENT)
+# A staged claim or metadata entry: the run, then the row as ``inventory.transform`` builds it.
+CLAIM_COLUMNS = tuple(c.name for c in STAGED_CLAIMS.columns if c.name != "run_id")
+METADATA_COLUMNS = tuple(c.name for c in STAGED_METADATA.columns if c.name != "run_id")
+_NO_CONTENT = (None,) * len(DEVICE_CONTENT)
 
 
 def insert_ignore(conn: Connection, table: Any) -> Any:
@@ -78,8 +95,9 @@ class Stager:
 
     Classification happens at flush time, one snapshot query per batch: the run holds the
     writer lock, so the snapshot cannot move between a page's arrival and its flush. Rows go
-    through the DB-API ``executemany`` as tuples, with SQLAlchemy's own bind processors for
-    the JSON and timestamp columns, so the stored values are those an ORM insert would store.
+    through the DB-API as tuples (``executemany`` on SQLite, ``COPY`` on PostgreSQL), with
+    SQLAlchemy's own bind processors for the JSON and timestamp columns, so the stored values
+    are those an ORM insert would store.
 
     Args:
         engine: the database.
@@ -124,7 +142,7 @@ class Stager:
             devices: list[tuple[Any, ...]] = []
             claims: list[tuple[Any, ...]] = []
             metadata: list[tuple[Any, ...]] = []
-            timestamp = sql.timestamp
+            device_row, claim_row, metadata_row = sql.device_row, sql.claim_row, sql.metadata_row
             for listing, r in self._devices:
                 device = r.device
                 device_id = device["device_id"]
@@ -133,75 +151,60 @@ class Stager:
                     change = "added"
                 elif previous[1]:
                     change = "reappeared"
-                elif previous[0] != r.content_hash:
+                elif previous[0] != device["content_hash"]:
                     change = "changed"
                 else:
                     devices.append(
-                        (run_id, device_id, listing, "same", r.content_hash, r.owner_company_id)
+                        (run_id, listing, "same", r.owner_company_id, device_id)
+                        + (device["content_hash"],)
                         + _NO_CONTENT
                     )
                     continue
-                devices.append(
-                    (run_id, device_id, listing, change, r.content_hash, r.owner_company_id)
-                    + _content(device)
-                    # raw as JSON text on both databases (COPY parses it; SQLite stores it)
-                    + (json_text(r.raw),)
-                )
-                for c in r.claims:
-                    start, expire = c["vacation_mode_start_time"], c["vacation_mode_expire_time"]
-                    if timestamp is not None:
-                        start = None if start is None else timestamp(start)
-                        expire = None if expire is None else timestamp(expire)
-                    claims.append(
-                        (
-                            run_id,
-                            device_id,
-                            c["section_type"],
-                            c["owner_company_id"],
-                            c["reseller_id"],
-                            start,
-                            expire,
-                            c["additional_service"],
-                            c["google_workspace_customer_id"],
-                        )
-                    )
-                metadata.extend((run_id, device_id, m["key"], m["value"]) for m in r.metadata)
-            sql.write(conn, StagingDevice.__table__, STAGED_DEVICE_COLUMNS, devices)
-            sql.write(conn, StagingClaim.__table__, STAGED_CLAIM_COLUMNS, claims)
-            sql.write(conn, StagingMetadata.__table__, STAGED_METADATA_COLUMNS, metadata)
+                devices.append((run_id, listing, change, r.owner_company_id) + device_row(device))
+                claims.extend((run_id,) + claim_row(c) for c in r.claims)
+                metadata.extend((run_id,) + metadata_row(m) for m in r.metadata)
+            sql.write(conn, STAGED_DEVICES, STAGED_DEVICE_COLUMNS, devices)
+            sql.write(conn, STAGED_CLAIMS, ("run_id", *CLAIM_COLUMNS), claims)
+            sql.write(conn, STAGED_METADATA, ("run_id", *METADATA_COLUMNS), metadata)
         self._devices = []
 
 
-STAGED_DEVICE_COLUMNS = (
-    "run_id",
-    "device_id",
-    "listing_id",
-    "change",
-    "content_hash",
-    "owner_company_id",
-    *DEVICE_COLUMNS,
-    "raw",
-)
-STAGED_CLAIM_COLUMNS = (
-    "run_id",
-    "device_id",
-    "section_type",
-    "owner_company_id",
-    "reseller_id",
-    "vacation_mode_start_time",
-    "vacation_mode_expire_time",
-    "additional_service",
-    "google_workspace_customer_id",
-)
-STAGED_METADATA_COLUMNS = ("run_id", "device_id", "key", "value")
-_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE for a duplicate key
-SNAPSHOT_CHUNK = 500  # ids per snapshot query (well under SQLite's bound-parameter limit)
-_NO_CONTENT = (None,) * (len(DEVICE_COLUMNS) + 1)
-_content = operator.itemgetter(*DEVICE_COLUMNS)  # a devices row's content columns, as a tuple
+def _row_maker(
+    table: Table, columns: Sequence[str], dialect: Dialect
+) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function from a row dict to its values in ``columns`` order, as the driver takes them.
+
+    JSON columns become compact JSON text on both databases (PostgreSQL's COPY parses it,
+    SQLite stores it); timestamps go through the column type's bind processor where the
+    dialect has one (SQLite's text form); everything else is passed as is.
+    """
+    get = operator.itemgetter(*columns)
+    converters: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, name in enumerate(columns):
+        kind = table.c[name].type
+        if isinstance(kind, JSON):
+            converters.append((i, json_text))
+        elif isinstance(kind, UTCDateTime):
+            process = kind.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                converters.append((i, process))
+    if len(columns) == 1:
+        return lambda row: (get(row),)
+    if not converters:
+        return get  # itemgetter of several names gives a tuple
+
+    def make(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = list(get(row))
+        for i, convert in converters:
+            if values[i] is not None:
+                values[i] = convert(values[i])
+        return tuple(values)
+
+    return make
 
 
 class _StagingSql:
-    """Driver-level statements and bind processors of the staging writes, for one dialect.
+    """Driver-level statements and row makers of the staging writes, for one dialect.
 
     SQLite takes the rows through ``executemany``. PostgreSQL takes them through ``COPY``
     (psycopg's ``executemany`` costs tens of microseconds of Python per row, ``COPY`` a few):
@@ -209,16 +212,17 @@ class _StagingSql:
     temporary table emptied at commit and then one ``INSERT … SELECT … ON CONFLICT DO NOTHING``.
     """
 
-    def __init__(self, dialect: Any) -> None:
+    def __init__(self, dialect: Dialect) -> None:
         self.copy = dialect.name == "postgresql"
         self.mark = "%s" if self.copy else "?"
         self._quote = dialect.identifier_preparer.quote
-        stamp = StagingClaim.__table__.c.vacation_mode_start_time.type
-        self.timestamp = stamp.dialect_impl(dialect).bind_processor(dialect)
         self._queries: dict[int, str] = {}
+        self.device_row = _row_maker(STAGED_DEVICES, (*DEVICE_KEY, *DEVICE_CONTENT), dialect)
+        self.claim_row = _row_maker(STAGED_CLAIMS, CLAIM_COLUMNS, dialect)
+        self.metadata_row = _row_maker(STAGED_METADATA, METADATA_COLUMNS, dialect)
 
     def write(
-        self, conn: Connection, table: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+        self, conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
     ) -> None:
         """Insert ``rows`` (tuples in ``columns`` order), ignoring rows already staged."""
         if not rows:
@@ -291,7 +295,7 @@ def stage_customers(engine: Engine, run_id: int, rows: list[dict[str, Any]]) -> 
     if rows:
         with engine.begin() as conn:
             conn.execute(
-                insert_ignore(conn, StagingCustomer.__table__),
+                insert_ignore(conn, table_of(StagingCustomer)),
                 [dict(r, run_id=run_id) for r in rows],
             )
 
@@ -300,7 +304,7 @@ def stage_coverage(engine: Engine, rows: list[dict[str, Any]]) -> None:
     """Record which owners each listing covered and whether it arrived whole."""
     if rows:
         with engine.begin() as conn:
-            conn.execute(insert_ignore(conn, StagingCoverage.__table__), rows)
+            conn.execute(insert_ignore(conn, table_of(StagingCoverage)), rows)
 
 
 def refresh_statistics(engine: Engine) -> None:
@@ -317,36 +321,3 @@ def refresh_statistics(engine: Engine) -> None:
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.exec_driver_sql(f"ANALYZE {', '.join(t.name for t in STAGING_TABLES)}")
-
-
-def mark_incomplete(engine: Engine, run_id: int, listings: list[int]) -> None:
-    """Devices seen only by incomplete listings stay as they are: never applied, never removed."""
-    if listings:
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "UPDATE sync_staging_devices SET change = 'incomplete' "
-                    "WHERE run_id = :r AND listing_id IN :listings"
-                ).bindparams(bindparam("listings", expanding=True)),
-                {"r": run_id, "listings": listings},
-            )
-
-
-def deduplicate(engine: Engine, run_id: int) -> None:
-    """Keep one staging row per device: the first complete listing's, when there is one."""
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                """
-                DELETE FROM sync_staging_devices
-                WHERE run_id = :r AND EXISTS (
-                    SELECT 1 FROM sync_staging_devices o
-                    WHERE o.run_id = :r
-                      AND o.device_id = sync_staging_devices.device_id
-                      AND o.change <> 'incomplete'
-                      AND (sync_staging_devices.change = 'incomplete'
-                           OR o.listing_id < sync_staging_devices.listing_id))
-                """
-            ),
-            {"r": run_id},
-        )

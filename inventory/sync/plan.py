@@ -5,20 +5,80 @@ a time can follow, because each page's token comes from the page before. ``api.c
 requests follow as many chains at once and take the next listing when theirs ends, so a run
 ends when its last chain does. Few listings waste few calls (each wastes at most its last,
 partly filled page); enough of them, of the right sizes and in the right order, keep every
-request slot busy to the end. Pure functions: owners in, listings out.
+request slot busy to the end. Pure functions: owners and the snapshot's counts in, listings out.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 MAX_IDS_PER_LISTING = 1000  # owner ids in one findByOwner body (the API sets no maximum)
 LISTINGS_PER_WORKER = 4
 
 _T = TypeVar("_T")
+Owner = tuple[int | None, str | None]  # (company id, its Workspace customer id)
+
+
+@dataclass(frozen=True)
+class PlannedListing:
+    """One findByOwner listing to run: its section type, its owners, and the devices the
+    snapshot says they have (0: unknown, or none)."""
+
+    section_type: str
+    company_ids: list[int]
+    google_workspace_customer_ids: list[str]
+    expected_devices: int
+
+
+def plan_listings(
+    owners: Sequence[tuple[int, str | None]],
+    extra_workspaces: Sequence[str],
+    sections: Sequence[str],
+    *,
+    concurrency: int,
+    by_company: Mapping[int, int],
+    by_workspace: Mapping[str, int],
+) -> list[PlannedListing]:
+    """The listings of a run, in the order to start them.
+
+    A listing asks for its customers' ids and their Workspace accounts together (the API
+    returns devices matching either), so a Chrome OS device claimed with both is fetched
+    once; Workspace ids that belong to no listed customer get listings of their own. Each
+    listing wastes at most its last, partly filled page; :func:`listing_chunks` decides how
+    many listings there are and how many owners each names. Every group is listed once per
+    section type.
+
+    Args:
+        owners: (company id, its Workspace customer id or None) of each customer to list.
+        extra_workspaces: Workspace customer ids to list that belong to no listed customer.
+        sections: the section types to list.
+        concurrency: request slots.
+        by_company: current devices per owner company in the snapshot (empty on a first sync).
+        by_workspace: current devices per Workspace id whose claim names no company.
+    """
+
+    def devices(owner: Owner) -> int:
+        company, space = owner
+        known = by_company.get(company, 0) if company is not None else 0
+        return known + (by_workspace.get(space, 0) if space else 0)
+
+    # (companies, Workspace ids, devices the snapshot expects) of each listing
+    groups: list[tuple[list[int], list[str], int]] = []
+    for chunk in listing_chunks(owners, concurrency, [devices(o) for o in owners]):
+        spaces = list(dict.fromkeys(w for _, w in chunk if w))
+        groups.append(([c for c, _ in chunk], spaces, sum(map(devices, chunk))))
+    spaces_only: list[Owner] = [(None, w) for w in extra_workspaces]
+    for part in listing_chunks(spaces_only, concurrency, [devices(o) for o in spaces_only]):
+        groups.append(([], [w for _, w in part if w], sum(map(devices, part))))
+    return [
+        PlannedListing(section, companies, spaces, expected)
+        for section in sections
+        for companies, spaces, expected in groups
+    ]
 
 
 def listing_chunks(

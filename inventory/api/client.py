@@ -1,0 +1,194 @@
+"""The Android Device Provisioning Partner API (v1), reseller side, and the stack that calls it.
+
+:func:`connect` builds the whole stack for one reseller partner, from the bottom up: an httpx
+client for the token endpoint, google-auth credentials as an ``httpx.Auth``, the API's httpx
+client, the request limiter, the retrying sender and, on top, :class:`ZeroTouchClient`, which
+knows the URLs and body shapes only. int64 values are sent as decimal strings, as the
+discovery document describes them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from inventory.api.limiter import Counters, RequestLimiter
+from inventory.api.pagination import Page, iter_pages
+from inventory.api.retry import RetryingSender
+from inventory.auth import GoogleAuth
+from inventory.errors import FatalApiError
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
+
+    from inventory.config import ApiSettings
+
+USER_AGENT = "zt-inventory"
+
+# partners.customers.list sets no maximum pageSize (0 asks for every customer at once). 1000 a
+# page keeps each answer small enough to retry cheaply while a reseller with 20,000 customers
+# needs 20 sequential calls instead of 200; a server that caps the size answers with more
+# pages, which iter_pages follows, and one that refuses it (400) is asked again with 100, the
+# page size of the API's other list methods.
+CUSTOMERS_PAGE_SIZE = 1000
+CUSTOMERS_FALLBACK_PAGE_SIZE = 100
+
+
+class ZeroTouchClient:
+    """Calls of one reseller partner.
+
+    Args:
+        sender: sends calls with retries and limits.
+        partner_id: the reseller's partner id.
+    """
+
+    def __init__(self, sender: RetryingSender, partner_id: int) -> None:
+        self.sender = sender
+        self.partner_id = partner_id
+        self._base = f"/v1/partners/{partner_id}"
+
+    def iter_customer_pages(self, page_size: int = CUSTOMERS_PAGE_SIZE) -> Iterator[Page]:
+        """``partners.customers.list``, page by page."""
+
+        size = page_size
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            nonlocal size
+            params: dict[str, Any] = {"pageSize": size}
+            if token:
+                params["pageToken"] = token
+            try:
+                return self.sender.request_json(
+                    "GET", f"{self._base}/customers", "customers.list", params=params
+                )
+            except FatalApiError as exc:
+                if exc.status != 400 or token or size <= CUSTOMERS_FALLBACK_PAGE_SIZE:
+                    raise
+                size = CUSTOMERS_FALLBACK_PAGE_SIZE  # a server stricter than its document
+                return fetch(None)
+
+        return iter_pages(fetch, "customers")
+
+    def iter_find_by_owner_pages(
+        self,
+        section_type: str,
+        *,
+        customer_ids: Sequence[int] = (),
+        workspace_ids: Sequence[str] = (),
+        limit: int = 100,
+    ) -> Iterator[Page]:
+        """``partners.devices.findByOwner`` for some customers in one section type, page by page."""
+        body: dict[str, Any] = {"sectionType": section_type, "limit": str(limit)}
+        if customer_ids:
+            body["customerId"] = [str(c) for c in customer_ids]
+        if workspace_ids:
+            body["googleWorkspaceCustomerId"] = list(workspace_ids)
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            payload = dict(body, pageToken=token) if token else body
+            return self.sender.request_json(
+                "POST", f"{self._base}/devices:findByOwner", "findByOwner", json_body=payload
+            )
+
+        return iter_pages(fetch, "devices")
+
+    def iter_find_by_identifier_pages(
+        self, identifier: dict[str, str], *, limit: int = 100
+    ) -> Iterator[Page]:
+        """``partners.devices.findByIdentifier`` for one ``DeviceIdentifier``, page by page."""
+        body: dict[str, Any] = {"deviceIdentifier": identifier, "limit": str(limit)}
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            payload = dict(body, pageToken=token) if token else body
+            return self.sender.request_json(
+                "POST",
+                f"{self._base}/devices:findByIdentifier",
+                "findByIdentifier",
+                json_body=payload,
+            )
+
+        return iter_pages(fetch, "devices")
+
+
+def build_http_client(
+    endpoint: str,
+    *,
+    timeout_s: float,
+    concurrency: int,
+    auth: httpx.Auth | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """The httpx client for the API: base URL, timeouts, keep-alive pool, optional transport."""
+    limits = httpx.Limits(
+        max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2
+    )
+    return httpx.Client(
+        base_url=endpoint,
+        timeout=httpx.Timeout(timeout_s),
+        limits=limits,
+        auth=auth,
+        transport=transport,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        follow_redirects=False,
+    )
+
+
+@contextmanager
+def connect(
+    api: ApiSettings,
+    partner_id: int,
+    credentials: Credentials | None,
+    *,
+    limiter: RequestLimiter | None = None,
+    counters: Counters | None = None,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[ZeroTouchClient]:
+    """The client stack of one reseller partner, open for the ``with`` block.
+
+    Args:
+        api: the ``[api]`` settings (endpoint, timeouts, concurrency, quota, retries).
+        partner_id: the reseller partner the calls are for.
+        credentials: google-auth credentials, or None for no Authorization header.
+        limiter: a limiter to share (partners behind one key share Google's quota); by default
+            one of its own from ``api.quota_per_100s`` and ``api.concurrency``.
+        counters: where requests and retries are counted.
+        transport: an httpx transport (the in-process emulator in tests).
+        sleep: how to wait between retries and for the quota.
+        should_stop: polled before each attempt; True raises ``CancelledError``.
+    """
+    # Token refreshes go through the same transport as the API calls, so tests run google-auth's
+    # real flow against the emulator's token endpoint.
+    token_client = build_http_client(
+        api.endpoint, timeout_s=api.timeout_s, concurrency=1, transport=transport
+    )
+    try:
+        auth = None if credentials is None else GoogleAuth(credentials, token_client)
+        client = build_http_client(
+            api.endpoint,
+            timeout_s=api.timeout_s,
+            concurrency=api.concurrency,
+            auth=auth,
+            transport=transport,
+        )
+        with client:
+            if limiter is None:
+                limiter = RequestLimiter(
+                    api.quota_per_100s, api.quota_window_s, api.concurrency, sleep=sleep
+                )
+            sender = RetryingSender(
+                client,
+                limiter,
+                max_retries=api.max_retries,
+                sleep=sleep,
+                counters=counters,
+                should_stop=should_stop,
+            )
+            yield ZeroTouchClient(sender, partner_id)
+    finally:
+        token_client.close()

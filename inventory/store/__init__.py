@@ -1,0 +1,21 @@
+"""The database: engines (``engine``), the writer lock (``lock``), the record of runs
+(``runs``) and reads of the current snapshot (``snapshot``)."""
+
+from __future__ import annotations
+
+from inventory.store.engine import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    make_engine,
+    parse_url,
+    sqlite_path,
+)
+from inventory.store.lock import LOCK_KEY, WriterLock
+
+__all__ = [
+    "LOCK_KEY",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "WriterLock",
+    "make_engine",
+    "parse_url",
+    "sqlite_path",
+]

@@ -1,0 +1,247 @@
+"""How a run is recorded: the ``sync_runs`` and ``sync_listings`` rows, written and read here only.
+
+A run opens its ``sync_runs`` row as ``running`` (closing any row a killed process left
+``running``), and records its outcome and its listings when it ends: in the merge transaction
+when it applied something, on its own when it failed. ``status``, the scheduler and the
+Prometheus metrics read runs through the functions below, so they agree on what "the last
+good run" is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from inventory.errors import InventoryError
+from inventory.models import SyncListing, SyncRun
+
+ABANDONED = "abandoned: the process ended"
+
+
+class RunStatus(StrEnum):
+    """``sync_runs.status``."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+class Trigger(StrEnum):
+    """``sync_runs.trigger``: who started the run."""
+
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+
+
+class ListingKind(StrEnum):
+    """``sync_listings.kind``."""
+
+    FIND_BY_OWNER = "find_by_owner"
+    FIND_BY_IDENTIFIER = "find_by_identifier"
+
+
+# a run that applied what it fetched: its snapshot is what readers see
+APPLIED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+
+
+@dataclass
+class ListingResult:
+    """One listing of a run: what it asked, what it got, whether it arrived whole."""
+
+    listing_id: int
+    kind: ListingKind
+    section_type: str | None
+    company_ids: list[int]
+    google_workspace_customer_ids: list[str]
+    total_size: int | None = None
+    devices_seen: int = 0
+    api_requests: int = 0
+    complete: bool = False
+    error: str | None = None
+
+
+@dataclass
+class SyncResult:
+    """What a run did: its ``sync_runs`` row, its listings, and what the caller may show."""
+
+    run_id: int | None
+    status: RunStatus
+    trigger: Trigger
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None = None
+    customers_seen: int = 0
+    devices_seen: int = 0
+    devices_added: int = 0
+    devices_changed: int = 0
+    devices_removed: int = 0
+    devices_reappeared: int = 0
+    customers_added: int = 0
+    customers_removed: int = 0
+    api_requests: int = 0
+    retries: int = 0
+    unknown_fields: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    listings: list[ListingResult] = field(default_factory=list)
+    identifiers_looked_up: int = 0
+    identifiers_found: int = 0
+    error: str | None = None
+    preview: list[dict[str, Any]] = field(default_factory=list)
+    # why a failed run failed, as the exception (a CancelledError when it was stopped)
+    failure: InventoryError | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the run succeeded."""
+        return self.status == RunStatus.SUCCEEDED
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to finish."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        data = asdict(self)
+        data.pop("failure")
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        data["duration_s"] = self.duration_s
+        data["listings_complete"] = sum(1 for item in self.listings if item.complete)
+        return data
+
+
+def open_run(engine: Engine, result: SyncResult, partner_id: int) -> int:
+    """Insert the run's ``running`` row and return its id.
+
+    A run that died (SIGKILL, power loss) left its row ``running``; the writer lock says no
+    other run is going, so any such row is closed as failed first.
+    """
+    with engine.begin() as conn:
+        conn.execute(
+            update(SyncRun)
+            .where(SyncRun.status == RunStatus.RUNNING)
+            .values(status=RunStatus.FAILED, finished_at=result.started_at, error=ABANDONED)
+        )
+        row = conn.execute(
+            insert(SyncRun)
+            .values(
+                started_at=result.started_at,
+                status=RunStatus.RUNNING,
+                trigger=result.trigger,
+                partner_id=partner_id,
+                dry_run=False,
+            )
+            .returning(SyncRun.run_id)
+        )
+        return int(row.scalar_one())
+
+
+def record_run(conn: Connection, result: SyncResult) -> None:
+    """Write the run's outcome and its listings (inside the caller's transaction)."""
+    r = result
+    applied = r.status != RunStatus.FAILED
+    conn.execute(
+        update(SyncRun)
+        .where(SyncRun.run_id == r.run_id)
+        .values(
+            finished_at=r.finished_at,
+            status=r.status,
+            customers_seen=r.customers_seen,
+            devices_seen=r.devices_seen,
+            devices_added=r.devices_added if applied else 0,
+            devices_changed=r.devices_changed if applied else 0,
+            devices_removed=r.devices_removed if applied else 0,
+            devices_reappeared=r.devices_reappeared if applied else 0,
+            api_requests=r.api_requests,
+            retries=r.retries,
+            unknown_fields=r.unknown_fields or None,
+            warnings=r.warnings or None,
+            error=r.error,
+        )
+    )
+    if r.listings:
+        conn.execute(
+            insert(SyncListing),
+            [
+                {
+                    "run_id": r.run_id,
+                    "kind": x.kind,
+                    "section_type": x.section_type,
+                    "company_ids": x.company_ids,
+                    "google_workspace_customer_ids": x.google_workspace_customer_ids,
+                    "total_size": x.total_size,
+                    "devices_seen": x.devices_seen,
+                    "api_requests": x.api_requests,
+                    "complete": x.complete,
+                    "error": x.error,
+                }
+                for x in r.listings
+            ],
+        )
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+_RUN_FIELDS = (
+    "run_id", "trigger", "status", "started_at", "finished_at", "devices_seen",
+    "devices_added", "devices_changed", "devices_removed", "devices_reappeared",
+    "api_requests", "retries", "error",
+)  # fmt: skip
+_LISTING_FIELDS = (
+    "listing_id", "kind", "section_type", "company_ids", "google_workspace_customer_ids",
+    "total_size", "devices_seen", "complete", "error",
+)  # fmt: skip
+
+
+def recent_runs(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` runs, newest first, with their ``duration_s``."""
+    cols = SyncRun.__table__.c
+    query = select(*(cols[f] for f in _RUN_FIELDS)).order_by(cols.run_id.desc()).limit(limit)
+    runs = [dict(row._mapping) for row in conn.execute(query)]
+    for run in runs:
+        start, end = run["started_at"], run["finished_at"]
+        run["duration_s"] = (end - start).total_seconds() if start and end else None
+    return runs
+
+
+def listings_of(conn: Connection, run_id: int) -> list[dict[str, Any]]:
+    """The listings of one run, in listing order."""
+    cols = SyncListing.__table__.c
+    query = (
+        select(*(cols[f] for f in _LISTING_FIELDS))
+        .where(cols.run_id == run_id)
+        .order_by(cols.listing_id)
+    )
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def last_applied_run(conn: Connection) -> dict[str, Any] | None:
+    """The newest run whose snapshot readers see (succeeded or partial), or None."""
+    cols = SyncRun.__table__.c
+    row = conn.execute(
+        select(cols.run_id, cols.finished_at, cols.status)
+        .where(cols.status.in_(APPLIED))
+        .order_by(cols.run_id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def last_success_at(conn: Connection) -> datetime | None:
+    """When the newest succeeded run finished, or None."""
+    found = conn.execute(
+        select(SyncRun.finished_at)
+        .where(SyncRun.status == RunStatus.SUCCEEDED)
+        .order_by(SyncRun.run_id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return None if found is None else found.astimezone(UTC)

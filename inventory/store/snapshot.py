@@ -1,0 +1,45 @@
+"""Reads of the current snapshot that the sync, ``status`` and the scheduler share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.engine import Connection
+
+from inventory.models import Customer, Device
+
+
+def current_fleet_size(conn: Connection) -> int:
+    """Devices in the current snapshot (``removed_at IS NULL``)."""
+    query = select(func.count()).select_from(Device).where(Device.removed_at.is_(None))
+    return int(conn.execute(query).scalar_one())
+
+
+def current_customer_count(conn: Connection) -> int:
+    """Customers in the current snapshot."""
+    query = select(func.count()).select_from(Customer).where(Customer.removed_at.is_(None))
+    return int(conn.execute(query).scalar_one())
+
+
+def devices_per_owner(
+    conn: Connection, sections: Sequence[str]
+) -> tuple[dict[int, int], dict[str, int]]:
+    """Current devices per claim owner in these section types, as the last run left them.
+
+    Returns ({company id: devices}, {Workspace customer id: devices whose claim names no
+    company}): what a run expects each listing to page through. Claims exist only for current
+    devices, and the owner indexes answer both counts.
+    """
+    by_company = text(
+        "SELECT owner_company_id, COUNT(*) FROM device_claims WHERE section_type IN :s "
+        "AND owner_company_id IS NOT NULL GROUP BY owner_company_id"
+    ).bindparams(bindparam("s", expanding=True))
+    by_workspace = text(
+        "SELECT google_workspace_customer_id, COUNT(*) FROM device_claims "
+        "WHERE section_type IN :s AND owner_company_id IS NULL "
+        "AND google_workspace_customer_id IS NOT NULL GROUP BY google_workspace_customer_id"
+    ).bindparams(bindparam("s", expanding=True))
+    companies = {int(k): int(v) for k, v in conn.execute(by_company, {"s": list(sections)})}
+    spaces = {str(k): int(v) for k, v in conn.execute(by_workspace, {"s": list(sections)})}
+    return companies, spaces

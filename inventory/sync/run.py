@@ -1,0 +1,471 @@
+"""One sync run, as the list of its steps.
+
+The run takes the database's writer lock and opens its ``sync_runs`` row; lists the customers;
+plans the findByOwner listings; fetches their pages (and the identifier lookups) and stages
+them as they arrive; decides what changed, what is left as it was and what is removed; and
+applies it all in one transaction with the run's record (SPEC "What a sync guarantees"). Each
+step is a function of its own module: ``api`` (the client stack), ``plan``, ``fetch``,
+``collect`` (what each page means), ``staging``, ``merge`` and ``store.runs`` (the record).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Engine
+
+from inventory.api import Counters, Page, ZeroTouchClient, connect
+from inventory.auth import load_credentials
+from inventory.config import Settings, require_for_sync
+from inventory.db import check_revision
+from inventory.errors import (
+    ApiError,
+    AuthError,
+    CancelledError,
+    ConfigError,
+    InventoryError,
+    ListingError,
+    MassRemovalError,
+)
+from inventory.identifiers import read_identifiers
+from inventory.store import WriterLock, make_engine, runs, snapshot
+from inventory.store.runs import ListingKind, ListingResult, RunStatus, SyncResult, Trigger
+from inventory.sync import merge, staging
+from inventory.sync.collect import Collector, Task
+from inventory.sync.fetch import Halt, fetch_pages, short_gil_slices
+from inventory.sync.plan import plan_listings
+from inventory.sync.progress import Phase, Progress
+from inventory.transform import BadRecordError, to_customer_row
+
+if TYPE_CHECKING:
+    import httpx
+    from google.auth.credentials import Credentials
+
+log = logging.getLogger("inventory.sync")
+
+PREVIEW_ROWS = 20
+_SEEN = ("added", "changed", "reappeared", "same")  # staged changes of devices the run saw
+
+
+def run_sync(
+    settings: Settings,
+    *,
+    trigger: Trigger = Trigger.MANUAL,
+    dry_run: bool = False,
+    allow_mass_removal: bool = False,
+    customers: list[int] | None = None,
+    identifiers_file: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    should_stop: Callable[[], bool] | None = None,
+) -> SyncResult:
+    """Run one sync of ``settings`` into its database.
+
+    Args:
+        settings: validated settings.
+        trigger: who started the run, recorded in ``sync_runs``.
+        dry_run: fetch and report what would change; apply nothing.
+        allow_mass_removal: apply even when more than ``sync.max_removed_fraction`` would go.
+        customers: list only these customer ids (default: ``sync.customers``, else all).
+        identifiers_file: CSV of identifiers to look up (default: ``sync.identifiers_file``).
+        on_progress: called with live counters after every page.
+        transport: an httpx transport (the in-process emulator in tests).
+        sleep: how to wait between retries.
+        should_stop: polled; True abandons the run with nothing applied.
+
+    Returns:
+        The run's result; API and listing failures end as ``failed`` or ``partial``, and a
+        failed run carries its exception in ``failure`` (``CancelledError`` when stopped).
+
+    Raises:
+        ConfigError: settings or the identifiers file are unusable (nothing was fetched).
+        SchemaMismatchError: the database is not at the newest schema.
+        LockedError: another run holds the database's writer lock.
+    """
+    require_for_sync(settings)
+    ident_path = settings.sync.identifiers_file if identifiers_file is None else identifiers_file
+    identifiers = read_identifiers(ident_path) if ident_path else []
+    try:
+        credentials = load_credentials(settings.auth.credentials)
+    except AuthError as exc:  # an unusable key file is bad configuration: nothing ran
+        raise ConfigError(str(exc)) from None
+    engine = make_engine(settings.database.url)
+    try:
+        check_revision(engine)
+        with WriterLock(engine):
+            run = _Run(
+                settings,
+                engine,
+                result=SyncResult(
+                    run_id=None,
+                    status=RunStatus.RUNNING,
+                    trigger=trigger,
+                    dry_run=dry_run,
+                    started_at=datetime.now(UTC),
+                ),
+                allow_mass_removal=allow_mass_removal,
+                subset=list(customers) if customers else list(settings.sync.customers),
+                identifiers=identifiers,
+                credentials=credentials,
+                on_progress=on_progress,
+                transport=transport,
+                sleep=sleep,
+                halt=Halt(should_stop),
+            )
+            return run.execute()
+    finally:
+        engine.dispose()
+
+
+class _Run:
+    """A run in progress: its settings, its result so far and its live counters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        result: SyncResult,
+        allow_mass_removal: bool,
+        subset: list[int],
+        identifiers: list[tuple[int, dict[str, str]]],
+        credentials: Credentials | None,
+        on_progress: Callable[[Progress], None] | None,
+        transport: httpx.BaseTransport | None,
+        sleep: Callable[[float], None],
+        halt: Halt,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.result = result
+        self.allow_mass_removal = allow_mass_removal
+        self.subset = subset
+        self.identifiers = identifiers
+        self.credentials = credentials
+        self.on_progress = on_progress
+        self.transport = transport
+        self.sleep = sleep
+        self.halt = halt
+        self.partner_id = settings.partner.id or 0
+        self.counters = Counters()
+        self.counts: dict[str, int] = {}
+        self.progress = Progress()
+        self.run_id = 0  # 0 for a dry run: it has no sync_runs row
+        self.collector = Collector(
+            staging.Stager(engine, 0),
+            self.partner_id,
+            self.progress,
+            self._notify,
+            result.warnings,
+        )
+
+    def execute(self) -> SyncResult:
+        """The steps of a run; a failure at any step applies nothing and is recorded."""
+        self._open()
+        try:
+            with connect(
+                self.settings.api,
+                self.partner_id,
+                self.credentials,
+                counters=self.counters,
+                transport=self.transport,
+                sleep=self.sleep,
+                should_stop=self.halt,
+            ) as client:
+                owners, extra_workspaces = self._list_customers(client)
+                tasks = self._plan(owners, extra_workspaces)
+                self._fetch(client, tasks)
+            self._decide()
+            self._apply()
+        except (ApiError, ListingError, MassRemovalError, CancelledError) as exc:
+            self._fail(exc, str(exc))
+        except BaseException as exc:
+            self._fail(None, f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.halt.set()
+        return self.result
+
+    # --- the steps ---------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        """Open the run's ``sync_runs`` row (none for a dry run) and empty staging."""
+        if not self.result.dry_run:
+            self.run_id = runs.open_run(self.engine, self.result, self.partner_id)
+            self.result.run_id = self.run_id
+        self.collector.stager.run_id = self.run_id
+        staging.clear(self.engine)
+
+    def _list_customers(
+        self, client: ZeroTouchClient
+    ) -> tuple[list[tuple[int, str | None]], list[str]]:
+        """Stage ``customers.list``; return the (company, Workspace id) pairs to list, and the
+        configured Workspace ids that belong to no listed customer."""
+        self._notify(Phase.CUSTOMERS)
+        companies: list[int] = []
+        workspaces: dict[int, str] = {}
+        counted, total = 0, None
+        for page in client.iter_customer_pages():
+            rows = []
+            for item in page.items:
+                try:
+                    row, unknown = to_customer_row(item, self.partner_id)
+                except BadRecordError as exc:
+                    raise ListingError(f"customers.list: {exc}") from None
+                self.collector.unknown.update(unknown)
+                rows.append(row)
+                companies.append(row["company_id"])
+                if row["google_workspace_customer_id"]:
+                    workspaces[row["company_id"]] = row["google_workspace_customer_id"]
+            counted += len(page.items)
+            total = page.total_size
+            staging.stage_customers(self.engine, self.run_id, rows)
+            self.progress.customers_total = total or counted
+            self.progress.customers_done = counted
+            self._notify()
+            if self.halt():
+                raise CancelledError("cancelled")
+        if counted != (total or 0):
+            raise ListingError(
+                f"customers.list returned {counted} customers but totalSize said {total or 0}; "
+                "the customer list is incomplete, so nothing was applied"
+            )
+        self.result.customers_seen = counted
+        chosen = companies
+        if self.subset:
+            known = set(companies)
+            for missing in (c for c in self.subset if c not in known):
+                self.collector.warn(f"customer {missing} is not in customers.list; listed anyway")
+            chosen = list(self.subset)
+        owners = [(c, workspaces.get(c)) for c in chosen]
+        # Chrome OS devices may be claimed for a Workspace account that is no zero-touch
+        # customer of the reseller: sync.google_workspace_customer_ids names those.
+        own = {w for _, w in owners if w}
+        extra = [w for w in self.settings.sync.google_workspace_customer_ids if w not in own]
+        return owners, extra
+
+    def _plan(self, owners: list[tuple[int, str | None]], extra: list[str]) -> list[Task]:
+        """The listings (from the plan) and identifier lookups of the run, as fetch tasks."""
+        sections = self.settings.sync.section_types
+        with self.engine.connect() as conn:  # what the snapshot holds plans the listings
+            by_company, by_workspace = snapshot.devices_per_owner(conn, sections)
+        planned = plan_listings(
+            owners,
+            extra,
+            sections,
+            concurrency=self.settings.api.concurrency,
+            by_company=by_company,
+            by_workspace=by_workspace,
+        )
+        limit = max(1, self.settings.api.page_size)
+        tasks = [
+            Task(
+                ListingResult(
+                    listing_id=number,
+                    kind=ListingKind.FIND_BY_OWNER,
+                    section_type=p.section_type,
+                    company_ids=p.company_ids,
+                    google_workspace_customer_ids=p.google_workspace_customer_ids,
+                ),
+                # a listing of owners the snapshot does not know is started early, to learn
+                expected_pages=math.ceil(p.expected_devices / limit)
+                if p.expected_devices
+                else math.inf,
+            )
+            for number, p in enumerate(planned, start=1)
+        ]
+        self.result.listings = [t.listing for t in tasks]
+        if self.identifiers:
+            lookup = ListingResult(
+                listing_id=staging.IDENTIFIER_LISTING,
+                kind=ListingKind.FIND_BY_IDENTIFIER,
+                section_type=None,
+                company_ids=[],
+                google_workspace_customer_ids=[],
+            )
+            self.result.listings.append(lookup)
+            # one identifier is one short lookup: they fill the slots the listings leave
+            tasks += [Task(lookup, ident, line, 1.0) for line, ident in self.identifiers]
+        self.progress.listings_total = len(planned)
+        return tasks
+
+    def _fetch(self, client: ZeroTouchClient, tasks: list[Task]) -> None:
+        """Fetch every task's pages and hand each to the collector as it arrives."""
+        with short_gil_slices():
+            self._notify(Phase.DEVICES)
+            self._collect(client, tasks)
+        self.collector.stager.flush()
+        self._collect_counters()
+
+    def _collect(self, client: ZeroTouchClient, tasks: list[Task]) -> None:
+        collector = self.collector
+        fetched = fetch_pages(
+            tasks,
+            lambda task: _open_pages(client, task, self.settings.api.page_size),
+            expected_pages=lambda task: task.expected_pages,
+            concurrency=self.settings.api.concurrency,
+            page_size=self.settings.api.page_size,
+            halt=self.halt,
+        )
+        with closing(fetched):
+            for item in fetched:
+                if item.page is not None:
+                    collector.page(item.task, item.page)
+                elif item.error is not None:
+                    collector.failed(item.task, item.error)
+                else:
+                    collector.done(item.task)
+
+    def _decide(self) -> None:
+        """Decide what the merge will apply: coverage, incomplete listings, one row per device,
+        removals, the counts, and the mass-removal guard."""
+        run_id, result = self.run_id, self.result
+        owner_listings = [x for x in result.listings if x.kind == ListingKind.FIND_BY_OWNER]
+        staging.stage_coverage(self.engine, _coverage(run_id, owner_listings))
+        for x in result.listings:
+            if x.kind == ListingKind.FIND_BY_IDENTIFIER:
+                x.complete = self.collector.identifiers_complete
+                x.error = None if x.complete else "some identifier lookups failed"
+        incomplete = [x.listing_id for x in owner_listings if not x.complete]
+        merge.mark_incomplete(self.engine, run_id, incomplete)
+        staged = merge.staged_per_listing(self.engine, run_id)
+        for x in owner_listings:
+            repeated = x.devices_seen - staged.get(x.listing_id, 0)
+            if repeated > 0:
+                self.collector.warn(
+                    f"listing {x.listing_id} returned {repeated} device(s) more than once; "
+                    "each is stored once"
+                )
+        # A device can come back from two listings: claims in two sections, a company and a
+        # Workspace listing, an identifier lookup, or a device that moved while we paged.
+        if merge.has_cross_listing_duplicates(self.engine, run_id):
+            merge.deduplicate(self.engine, run_id)
+        self._notify(Phase.MERGING)
+        staging.refresh_statistics(self.engine)
+        merge.stage_removals(
+            self.engine,
+            run_id,
+            self.settings.sync.section_types,
+            every_customer=not self.subset,
+            identifiers_complete=self.collector.identifiers_complete,
+        )
+        self.counts = merge.change_counts(self.engine, run_id)
+        result.devices_added = self.counts.get("added", 0)
+        result.devices_changed = self.counts.get("changed", 0)
+        result.devices_reappeared = self.counts.get("reappeared", 0)
+        result.devices_removed = self.counts.get("removed", 0)
+        result.devices_seen = sum(v for k, v in self.counts.items() if k in _SEEN)
+        result.customers_added, result.customers_removed = merge.customer_changes(
+            self.engine, run_id
+        )
+        self._guard_mass_removal()
+        if self.collector.unknown:
+            log.warning(
+                "the API sent fields this version does not know (kept in raw): %s",
+                ", ".join(f"{k} x{v}" for k, v in sorted(self.collector.unknown.items())),
+            )
+        partial = any(not x.complete for x in result.listings)
+        result.status = RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED
+
+    def _apply(self) -> None:
+        """Apply the decisions and record the run in one transaction (a dry run previews)."""
+        result, lookups = self.result, self.collector.lookups
+        result.finished_at = datetime.now(UTC)
+        self._collect_counters()
+        if result.dry_run:
+            result.preview = merge.preview(self.engine, self.run_id, PREVIEW_ROWS)
+            staging.clear(self.engine, self.run_id)
+            return
+        with self.engine.begin() as conn:
+            merge.apply(conn, self.run_id, result.finished_at, self.counts)
+            merge.apply_lookups(conn, self.run_id, lookups, result.finished_at)
+            runs.record_run(conn, result)
+        result.identifiers_looked_up = len(lookups)
+        result.identifiers_found = sum(1 for x in lookups if x["found"])
+        staging.clear(self.engine, self.run_id)
+        self._notify(Phase.DONE)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _guard_mass_removal(self) -> None:
+        removed = self.result.devices_removed
+        if not removed or self.allow_mass_removal:
+            return
+        with self.engine.connect() as conn:
+            fleet = snapshot.current_fleet_size(conn)
+        limit = self.settings.sync.max_removed_fraction
+        if fleet and removed / fleet > limit:
+            raise MassRemovalError(
+                f"this run would mark {removed} of {fleet} devices removed "
+                f"({removed / fleet:.0%}), more than sync.max_removed_fraction = {limit:g}; "
+                "nothing was applied. If the removals are real, run "
+                "`zt-inventory sync --allow-mass-removal`"
+            )
+
+    def _fail(self, failure: InventoryError | None, message: str) -> None:
+        log.debug("sync failed: %s", message)
+        self.result.status = RunStatus.FAILED
+        self.result.error = message
+        self.result.failure = failure
+        self.result.finished_at = datetime.now(UTC)
+        self._collect_counters()
+        try:
+            staging.clear(self.engine, self.run_id)
+            if not self.result.dry_run:
+                with self.engine.begin() as conn:
+                    runs.record_run(conn, self.result)
+        except Exception:  # the original failure is what the user needs to see
+            log.exception("could not record the failed run")
+
+    def _collect_counters(self) -> None:
+        self.result.api_requests = self.counters.requests
+        self.result.retries = self.counters.retries
+        self.result.unknown_fields = dict(self.collector.unknown)
+
+    def _notify(self, phase: Phase | None = None) -> None:
+        if phase is not None:
+            self.progress.phase = phase
+        self.progress.api_requests = self.counters.requests
+        self.progress.retries = self.counters.retries
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+
+
+def _open_pages(client: ZeroTouchClient, task: Task, limit: int) -> Iterator[Page]:
+    """The pages of one task: its identifier's lookup, or its listing."""
+    if task.identifier is not None:
+        return client.iter_find_by_identifier_pages(task.identifier, limit=limit)
+    listing = task.listing
+    assert listing.section_type is not None
+    return client.iter_find_by_owner_pages(
+        listing.section_type,
+        customer_ids=listing.company_ids,
+        workspace_ids=listing.google_workspace_customer_ids,
+        limit=limit,
+    )
+
+
+def _coverage(run_id: int, listings: list[ListingResult]) -> list[dict[str, Any]]:
+    """One row per owner each listing asked about, with whether the listing arrived whole."""
+    return [
+        {
+            "run_id": run_id,
+            "section_type": x.section_type,
+            "owner_kind": kind,
+            "owner_key": str(key),
+            "complete": x.complete,
+        }
+        for x in listings
+        for kind, keys in (
+            ("company", x.company_ids),
+            ("workspace", x.google_workspace_customer_ids),
+        )
+        for key in keys
+    ]
