@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from inventory.api import CUSTOMERS_PAGE_SIZE
-from inventory.plan import listing_chunks
+from inventory.sync.plan import listing_chunks
 
 SECTION = "SECTION_TYPE_ZERO_TOUCH"
 PAGE_SIZE = 100

@@ -56,11 +56,13 @@ def run_sync_job(job: dict[str, Any]) -> dict[str, Any]:
         engine.dispose()
     settings = _settings(job)
     if job.get("sync_constants"):  # an experiment knob, e.g. {"MAX_IDS_PER_LISTING": 250}
-        import inventory.plan
-        import inventory.sync
+        import inventory.sync.fetch
+        import inventory.sync.plan
 
         for name, value in job["sync_constants"].items():
-            module = inventory.plan if hasattr(inventory.plan, name) else inventory.sync
+            module = (
+                inventory.sync.plan if hasattr(inventory.sync.plan, name) else inventory.sync.fetch
+            )
             setattr(module, name, value)
     marks: dict[str, float] = {}
 

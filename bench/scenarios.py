@@ -446,8 +446,8 @@ def _skewed_latency(ctx: Context, devices: int, customers: int) -> tuple[list[li
     Reported, not judged: on such a fleet the largest customer's own chain of pages can be
     longer than the ideal, and nothing a client does can shorten it.
     """
-    from inventory.merge import devices_per_owner
     from inventory.store import make_engine
+    from inventory.store.snapshot import devices_per_owner
 
     runs = []
     with EmulatorProcess(devices, customers, latency=LATENCY_S) as emu, ctx.database() as db:
@@ -457,7 +457,8 @@ def _skewed_latency(ctx: Context, devices: int, customers: int) -> tuple[list[li
             runs.append(result)
         engine = make_engine(db.url)
         try:
-            companies, spaces = devices_per_owner(engine, ["SECTION_TYPE_ZERO_TOUCH"])
+            with engine.connect() as conn:
+                companies, spaces = devices_per_owner(conn, ["SECTION_TYPE_ZERO_TOUCH"])
         finally:
             engine.dispose()
     longest = max([*companies.values(), *spaces.values(), 0])

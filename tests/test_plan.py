@@ -7,10 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from inventory.sync import fetch
 from inventory.emulator import Emulator, generate_fleet
 from inventory.store import snapshot
-from inventory.sync import plan
+from inventory.sync import fetch, plan
 from inventory.sync.plan import LISTINGS_PER_WORKER, MAX_IDS_PER_LISTING, listing_chunks
 from tests.syncutil import ZT, settings_for
 from tests.syncutil import sync as run
