@@ -10,33 +10,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from inventory.errors import InventoryError, ReadOnlyError, SchemaMismatchError, first_line
+from inventory.errors import InventoryError, ReadOnlyError, first_line
 from inventory.redact import scrub
-from inventory.store import make_engine, sqlite_path
+from inventory.store import make_engine, require_database_file
 
 Row = tuple[Any, ...]
 FETCH_ROWS = 500
 SQL_READ_ROLE = "pg_read_all_data"  # PostgreSQL 14+: may read every table, write nothing
-
-
-def require_database_file(url: str) -> None:
-    """Refuse a SQLite URL whose file does not exist (rather than creating an empty one).
-
-    Raises:
-        SchemaMismatchError: naming ``zt-inventory init``.
-    """
-    path = sqlite_path(url)
-    if path is not None and not Path(path).exists():
-        raise SchemaMismatchError(
-            f"database file {path} does not exist; run `zt-inventory init` first "
-            "(or pass --database-url)"
-        )
 
 
 def read_engine(url: str) -> Engine:

@@ -11,12 +11,10 @@ Each run ends with exactly one log line. ``--metrics-port`` serves Prometheus me
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent  # type: ignore[import-untyped,unused-ignore]
@@ -29,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 from inventory.errors import InventoryError, first_line
 from inventory.redact import redact_url
+from inventory.signals import STOP_SIGNALS, on_signals
 from inventory.store import make_engine, runs, snapshot
 from inventory.sync import SyncResult, run_sync
 
@@ -260,44 +259,43 @@ class SyncService:
 
     def serve(self, *, install_signal_handlers: bool = True) -> None:
         """Run until :meth:`stop` (SIGINT/SIGTERM when handlers are installed)."""
-        previous: dict[signal.Signals, Any] = {}
-        if install_signal_handlers:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, self._on_signal)
-        try:
-            self.start_metrics()
-            first = datetime.now(UTC) if self.initial_run else None
-            kwargs: dict[str, Any] = {"next_run_time": first} if first else {}
-            self.scheduler.add_job(
-                self.run_once,
-                build_trigger(self.settings),
-                id=JOB_ID,
-                name="zt-inventory sync",
-                max_instances=1,  # never two runs at once (the writer lock would refuse it)
-                coalesce=True,  # runs missed while one overran or the host slept: run once
-                misfire_grace_time=MISFIRE_GRACE_S,
-                **kwargs,
-            )
-            log.info(
-                "schedule started (%s%s) on %s",
-                describe_trigger(self.settings),
-                ", first run now" if self.initial_run else "",
-                redact_url(self.settings.database.url),
-            )
-            if not self.stop_event.is_set():
-                self.scheduler.start()
-            # A run may still be on the executor's thread: let it abandon or finish.
-            if self._running.acquire(timeout=STOP_WAIT_S):
-                self._running.release()
-            else:
-                log.error("the running sync did not stop within %.0f s", STOP_WAIT_S)
-            log.info("schedule stopped after %d run(s)", self.runs)
-        finally:
-            if self._metrics_server is not None:
-                self._metrics_server.shutdown()
-                self._metrics_server.server_close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        signals = STOP_SIGNALS if install_signal_handlers else ()
+        with on_signals(lambda sig: self.stop(sig.name), signals):
+            try:
+                self._serve()
+            finally:
+                if self._metrics_server is not None:
+                    self._metrics_server.shutdown()
+                    self._metrics_server.server_close()
+
+    def _serve(self) -> None:
+        self.start_metrics()
+        first = datetime.now(UTC) if self.initial_run else None
+        kwargs: dict[str, Any] = {"next_run_time": first} if first else {}
+        self.scheduler.add_job(
+            self.run_once,
+            build_trigger(self.settings),
+            id=JOB_ID,
+            name="zt-inventory sync",
+            max_instances=1,  # never two runs at once (the writer lock would refuse it)
+            coalesce=True,  # runs missed while one overran or the host slept: run once
+            misfire_grace_time=MISFIRE_GRACE_S,
+            **kwargs,
+        )
+        log.info(
+            "schedule started (%s%s) on %s",
+            describe_trigger(self.settings),
+            ", first run now" if self.initial_run else "",
+            redact_url(self.settings.database.url),
+        )
+        if not self.stop_event.is_set():
+            self.scheduler.start()
+        # A run may still be on the executor's thread: let it abandon or finish.
+        if self._running.acquire(timeout=STOP_WAIT_S):
+            self._running.release()
+        else:
+            log.error("the running sync did not stop within %.0f s", STOP_WAIT_S)
+        log.info("schedule stopped after %d run(s)", self.runs)
 
     def stop(self, reason: str = "stop requested") -> None:
         """Ask the service to stop: a running sync is abandoned or finishes, then serve returns.
@@ -321,9 +319,6 @@ class SyncService:
         # A stop that came before the scheduler was running found nothing to shut down.
         if self.stop_event.is_set():
             self._shutdown_scheduler()
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self.stop(signal.Signals(signum).name)
 
 
 def summary_line(result: SyncResult) -> str:

@@ -456,7 +456,7 @@ def test_sync_needs_the_schema_and_does_not_create_the_file(
 def test_sync_on_a_terminal_shows_progress_and_a_summary_table(
     synced_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "_is_terminal", lambda _stream: True)
+    monkeypatch.setattr(cli.app, "is_terminal", lambda _stream: True)
     result = run("sync")
     assert result.exit_code == 0, result.output
     assert "Sync run 1: succeeded" in result.stdout
@@ -477,7 +477,7 @@ def test_a_cancelled_sync_applies_nothing(
         stop.set()
         yield stop
 
-    monkeypatch.setattr(cli, "_stop_on_signals", already_stopped)
+    monkeypatch.setattr(cli.sync, "_stop_on_signals", already_stopped)
     result = run("sync")
     assert result.exit_code == 1
     assert one_error(result) == "Error: the sync was cancelled; nothing was applied"

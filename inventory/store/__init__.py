@@ -7,6 +7,7 @@ from inventory.store.engine import (
     SQLITE_BUSY_TIMEOUT_MS,
     make_engine,
     parse_url,
+    require_database_file,
     sqlite_path,
 )
 from inventory.store.lock import LOCK_KEY, WriterLock
@@ -17,5 +18,6 @@ __all__ = [
     "WriterLock",
     "make_engine",
     "parse_url",
+    "require_database_file",
     "sqlite_path",
 ]

@@ -8,13 +8,14 @@ fails a write.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from inventory.errors import ConfigError
+from inventory.errors import ConfigError, SchemaMismatchError
 from inventory.redact import redact_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -95,6 +96,20 @@ def _sqlite_engine(url: URL, *, read_only: bool, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def require_database_file(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist (rather than creating an empty one).
+
+    Raises:
+        SchemaMismatchError: naming ``zt-inventory init``.
+    """
+    path = sqlite_path(url)
+    if path is not None and not Path(path).exists():
+        raise SchemaMismatchError(
+            f"database file {path} does not exist; run `zt-inventory init` first "
+            "(or pass --database-url)"
+        )
 
 
 def sqlite_path(url: str | URL) -> str | None:

@@ -34,7 +34,7 @@ from inventory.errors import (
     MassRemovalError,
 )
 from inventory.identifiers import read_identifiers
-from inventory.store import WriterLock, make_engine, runs, snapshot
+from inventory.store import WriterLock, make_engine, require_database_file, runs, snapshot
 from inventory.store.runs import ListingKind, ListingResult, RunStatus, SyncResult, Trigger
 from inventory.sync import merge, staging
 from inventory.sync.collect import Collector, Task
@@ -96,6 +96,7 @@ def run_sync(
         credentials = load_credentials(settings.auth.credentials)
     except AuthError as exc:  # an unusable key file is bad configuration: nothing ran
         raise ConfigError(str(exc)) from None
+    require_database_file(settings.database.url)  # rather than create an empty one
     engine = make_engine(settings.database.url)
     try:
         check_revision(engine)

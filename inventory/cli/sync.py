@@ -1,0 +1,184 @@
+"""``zt-inventory sync``: one run, with progress on a terminal and a summary at the end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as RichProgress
+
+from inventory.cli import app
+from inventory.cli.app import Failure, common_options, main
+from inventory.display import PlainProgress, summary_table
+from inventory.errors import CancelledError
+from inventory.signals import on_signals
+
+if TYPE_CHECKING:
+    from inventory.sync import Progress, SyncResult
+
+
+# --- sync --------------------------------------------------------------------------------------
+
+
+class LiveProgress:
+    """Progress bars on a terminal: customers, listings, devices against totalSize."""
+
+    def __init__(self, console: Console) -> None:
+        self.bars = RichProgress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.customers: TaskID = self.bars.add_task("customers", total=None, note="")
+        self.listings: TaskID = self.bars.add_task("listings", total=None, note="")
+        self.devices: TaskID = self.bars.add_task("devices", total=None, note="")
+
+    def __enter__(self) -> LiveProgress:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+    def __call__(self, p: Progress) -> None:
+        bars = self.bars
+        bars.update(self.customers, completed=p.customers_done, total=p.customers_total or None)
+        bars.update(
+            self.listings, completed=p.listings_done, total=p.listings_total or None, note=p.phase
+        )
+        bars.update(
+            self.devices,
+            completed=p.devices_seen,
+            total=p.devices_expected or None,
+            note=f"{p.api_requests} requests, {p.retries} retries",
+        )
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM ask the run to stop (nothing is applied); a second SIGINT aborts."""
+    stop = threading.Event()
+
+    def handler(signum: signal.Signals) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("Stopping: the run is abandoned, nothing is applied…", err=True)
+
+    with on_signals(handler):
+        yield stop
+
+
+@main.command()
+@common_options
+@click.option("--dry-run", is_flag=True, help="Fetch and report what would change; write nothing.")
+@click.option(
+    "--allow-mass-removal",
+    is_flag=True,
+    help="Apply even when more than sync.max_removed_fraction of the devices would be removed.",
+)
+@click.option(
+    "--customer",
+    "customers",
+    multiple=True,
+    type=click.IntRange(1, 2**63 - 1),
+    metavar="ID",
+    help="Sync only this customer (company id); repeatable. Default: sync.customers, else all.",
+)
+@click.option(
+    "--identifiers",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="CSV of identifiers to look up with findByIdentifier (default: sync.identifiers_file).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.pass_context
+def sync(
+    ctx: click.Context,
+    dry_run: bool,
+    allow_mass_removal: bool,
+    customers: tuple[int, ...],
+    identifiers: str | None,
+    as_json: bool,
+) -> None:
+    """Run one sync: fetch the inventory from the API and apply it in one transaction.
+
+    Exit status 0 only when the run succeeded; 1 when it failed or was partial.
+
+    \b
+    Example:
+        zt-inventory sync
+        zt-inventory sync --dry-run --customer 1234567 --json
+    """
+    from inventory.sync import run_sync
+
+    settings = app.settings_of(ctx)
+    tty = app.is_terminal(sys.stderr) and not as_json
+    app.setup_logging(ctx, logging.WARNING if as_json or tty else logging.INFO, rich=tty)
+    kwargs: dict[str, Any] = {
+        "trigger": "manual",
+        "dry_run": dry_run,
+        "allow_mass_removal": allow_mass_removal,
+        "customers": list(customers) or None,
+        "identifiers_file": identifiers,
+    }
+    with _stop_on_signals() as stop:
+        if tty:
+            with LiveProgress(Console(stderr=True)) as live:
+                result = run_sync(settings, on_progress=live, should_stop=stop.is_set, **kwargs)
+        else:
+            on_progress = None if as_json else PlainProgress()
+            result = run_sync(settings, on_progress=on_progress, should_stop=stop.is_set, **kwargs)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    elif app.is_terminal(sys.stdout):
+        Console().print(summary_table(result))
+    else:
+        _print_plain_summary(result)
+    if result.status == "succeeded":
+        return
+    if result.status == "partial":
+        incomplete = [x for x in result.listings if not x.complete]
+        raise Failure(
+            [
+                f"the run was partial: {len(incomplete)} of {len(result.listings)} listings did "
+                "not arrive whole, and their customers' devices were left as they were; see "
+                "`zt-inventory status`, then sync again"
+            ]
+        )
+    if isinstance(result.failure, CancelledError):
+        raise Failure(["the sync was cancelled; nothing was applied"])
+    raise Failure([f"sync failed: {result.error}"])
+
+
+def _print_plain_summary(result: SyncResult) -> None:
+    from inventory.scheduler import summary_line
+
+    prefix = "dry run (nothing written): " if result.dry_run else ""
+    click.echo(prefix + summary_line(result))
+    for listing in result.listings:
+        if not listing.complete and listing.error:
+            click.echo(f"  listing {listing.listing_id} incomplete: {listing.error}")
+    if result.identifiers_looked_up:
+        click.echo(
+            f"  identifiers: {result.identifiers_found} of {result.identifiers_looked_up} found"
+        )
