@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "sync.progress": set(),
     "sync.plan": set(),
     "sync.fetch": {"api", "errors"},
-    "sync.staging": {"models", "transform"},
+    "sync.staging": {"models", "store.runs", "transform"},
     "sync.merge": {"models", "sync.staging"},
     "sync.collect": {
         "api",
@@ -102,10 +102,19 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            if node.module == "inventory":
-                names.update(f"inventory.{alias.name}" for alias in node.names)
+            # ``from inventory.sync import staging`` imports the module inventory.sync.staging;
+            # ``from inventory.sync import run_sync`` imports (a name of) inventory.sync
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                names.add(name if _is_module(name) else node.module)
     return names
+
+
+def _is_module(dotted: str) -> bool:
+    if not dotted.startswith("inventory."):
+        return False
+    path = PACKAGE.joinpath(*dotted.split(".")[1:])
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
 def _modules() -> list[tuple[str, Path]]:

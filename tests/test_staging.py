@@ -9,18 +9,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from inventory.emulator import Emulator, generate_fleet
+from inventory.store.runs import ListingKind, ListingResult
 from inventory.sync import merge, staging
 from tests.syncutil import settings_for, sync
 
 
-def _coverage(run_id: int, owner: str) -> dict[str, object]:
-    return {
-        "run_id": run_id,
-        "section_type": "SECTION_TYPE_ZERO_TOUCH",
-        "owner_kind": "company",
-        "owner_key": owner,
-        "complete": True,
-    }
+def _listing(*owners: int) -> ListingResult:
+    kind = ListingKind.FIND_BY_OWNER
+    return ListingResult(1, kind, "SECTION_TYPE_ZERO_TOUCH", list(owners), [], complete=True)
 
 
 def _runs(engine: Engine) -> list[int]:
@@ -30,12 +26,14 @@ def _runs(engine: Engine) -> list[int]:
 
 
 def test_clearing_a_run_keeps_the_rows_of_other_runs(engine: Engine) -> None:
-    staging.stage_coverage(engine, [_coverage(1, "10"), _coverage(1, "11"), _coverage(2, "10")])
+    staging.stage_coverage(engine, 1, [_listing(10, 11)])
+    staging.stage_coverage(engine, 2, [_listing(10)])
     staging.clear(engine, 1)
     assert _runs(engine) == [2]
     staging.clear(engine, 2)  # the run's rows are all there is: emptied whole
     assert _runs(engine) == []
-    staging.stage_coverage(engine, [_coverage(3, "10"), _coverage(4, "10")])
+    staging.stage_coverage(engine, 3, [_listing(10)])
+    staging.stage_coverage(engine, 4, [_listing(10)])
     staging.clear(engine)
     assert _runs(engine) == []
 

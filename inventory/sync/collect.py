@@ -13,15 +13,24 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inventory.api import Page
 from inventory.errors import ApiError, CancelledError, ListingError
 from inventory.models import IdentifierLookup
 from inventory.store.runs import ListingResult
+from inventory.sync import staging
 from inventory.sync.progress import Progress
-from inventory.sync.staging import Stager
-from inventory.transform import BadRecordError, DeviceRows, from_identifier, to_device_rows
+from inventory.transform import (
+    BadRecordError,
+    DeviceRows,
+    from_identifier,
+    to_customer_row,
+    to_device_rows,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 log = logging.getLogger("inventory.sync")
 
@@ -59,7 +68,8 @@ class Collector:
         warnings: where the run's warnings go (at most ``MAX_WARNINGS_KEPT`` are kept).
     """
 
-    stager: Stager
+    stager: staging.Stager
+    engine: Engine
     partner_id: int
     progress: Progress
     notify: Callable[[], None]
@@ -68,12 +78,51 @@ class Collector:
     lookups: list[dict[str, Any]] = field(default_factory=list)
     identifiers_complete: bool = True
     _found: dict[int, _Found] = field(default_factory=dict)
+    # customers.list so far: {company id: its Workspace customer id or None}, and totalSize
+    _customers: dict[int, str | None] = field(default_factory=dict)
+    _customers_total: int | None = None
 
     def warn(self, message: str) -> None:
         """Keep and log a warning of the run."""
         if len(self.warnings) < MAX_WARNINGS_KEPT:
             self.warnings.append(message)
             log.warning("%s", message)
+
+    def customer_page(self, run_id: int, page: Page) -> None:
+        """One page of ``customers.list``: its customers as rows, staged and counted.
+
+        Raises:
+            ListingError: a customer record cannot be stored (the list would be incomplete).
+        """
+        rows = []
+        for item in page.items:
+            try:
+                row, unknown = to_customer_row(item, self.partner_id)
+            except BadRecordError as exc:
+                raise ListingError(f"customers.list: {exc}") from None
+            self.unknown.update(unknown)
+            rows.append(row)
+            self._customers[row["company_id"]] = row["google_workspace_customer_id"]
+        staging.stage_customers(self.engine, run_id, rows)
+        self._customers_total = page.total_size
+        counted = len(self._customers)
+        self.progress.customers_total = page.total_size or counted
+        self.progress.customers_done = counted
+        self.notify()
+
+    def customers_done(self) -> dict[int, str | None]:
+        """Every customer ``customers.list`` returned, with its Workspace customer id.
+
+        Raises:
+            ListingError: the count does not match ``totalSize``: nothing may be applied.
+        """
+        counted, total = len(self._customers), self._customers_total or 0
+        if counted != total:
+            raise ListingError(
+                f"customers.list returned {counted} customers but totalSize said {total}; "
+                "the customer list is incomplete, so nothing was applied"
+            )
+        return self._customers
 
     def page(self, task: Task, page: Page) -> None:
         """One page of a task: its devices as rows, staged and counted."""

@@ -15,8 +15,9 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -41,7 +42,6 @@ from inventory.sync.collect import Collector, Task
 from inventory.sync.fetch import Halt, fetch_pages, short_gil_slices
 from inventory.sync.plan import plan_listings
 from inventory.sync.progress import Phase, Progress
-from inventory.transform import BadRecordError, to_customer_row
 
 if TYPE_CHECKING:
     import httpx
@@ -102,8 +102,8 @@ def run_sync(
         check_revision(engine)
         with WriterLock(engine):
             run = _Run(
-                settings,
-                engine,
+                settings=settings,
+                engine=engine,
                 result=SyncResult(
                     run_id=None,
                     status=RunStatus.RUNNING,
@@ -125,46 +125,35 @@ def run_sync(
         engine.dispose()
 
 
+@dataclass
 class _Run:
     """A run in progress: its settings, its result so far and its live counters."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        engine: Engine,
-        *,
-        result: SyncResult,
-        allow_mass_removal: bool,
-        subset: list[int],
-        identifiers: list[tuple[int, dict[str, str]]],
-        credentials: Credentials | None,
-        on_progress: Callable[[Progress], None] | None,
-        transport: httpx.BaseTransport | None,
-        sleep: Callable[[float], None],
-        halt: Halt,
-    ) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.result = result
-        self.allow_mass_removal = allow_mass_removal
-        self.subset = subset
-        self.identifiers = identifiers
-        self.credentials = credentials
-        self.on_progress = on_progress
-        self.transport = transport
-        self.sleep = sleep
-        self.halt = halt
-        self.partner_id = settings.partner.id or 0
-        self.counters = Counters()
-        self.counts: dict[str, int] = {}
-        self.progress = Progress()
-        self.run_id = 0  # 0 for a dry run: it has no sync_runs row
+    settings: Settings
+    engine: Engine
+    result: SyncResult
+    allow_mass_removal: bool
+    subset: list[int]  # the customers to list; empty: every customer
+    identifiers: list[tuple[int, dict[str, str]]]
+    credentials: Credentials | None
+    on_progress: Callable[[Progress], None] | None
+    transport: httpx.BaseTransport | None
+    sleep: Callable[[float], None]
+    halt: Halt
+    run_id: int = 0  # 0 for a dry run: it has no sync_runs row
+    counts: dict[str, int] = field(default_factory=dict)  # staged devices per change
+    counters: Counters = field(default_factory=Counters)
+    progress: Progress = field(default_factory=Progress)
+
+    def __post_init__(self) -> None:
+        self.partner_id = self.settings.partner.id or 0
         self.collector = Collector(
-            staging.Stager(engine, 0),
+            staging.Stager(self.engine, 0),
+            self.engine,
             self.partner_id,
             self.progress,
             self._notify,
-            result.warnings,
+            self.result.warnings,
         )
 
     def execute(self) -> SyncResult:
@@ -210,39 +199,15 @@ class _Run:
         """Stage ``customers.list``; return the (company, Workspace id) pairs to list, and the
         configured Workspace ids that belong to no listed customer."""
         self._notify(Phase.CUSTOMERS)
-        companies: list[int] = []
-        workspaces: dict[int, str] = {}
-        counted, total = 0, None
         for page in client.iter_customer_pages():
-            rows = []
-            for item in page.items:
-                try:
-                    row, unknown = to_customer_row(item, self.partner_id)
-                except BadRecordError as exc:
-                    raise ListingError(f"customers.list: {exc}") from None
-                self.collector.unknown.update(unknown)
-                rows.append(row)
-                companies.append(row["company_id"])
-                if row["google_workspace_customer_id"]:
-                    workspaces[row["company_id"]] = row["google_workspace_customer_id"]
-            counted += len(page.items)
-            total = page.total_size
-            staging.stage_customers(self.engine, self.run_id, rows)
-            self.progress.customers_total = total or counted
-            self.progress.customers_done = counted
-            self._notify()
+            self.collector.customer_page(self.run_id, page)
             if self.halt():
                 raise CancelledError("cancelled")
-        if counted != (total or 0):
-            raise ListingError(
-                f"customers.list returned {counted} customers but totalSize said {total or 0}; "
-                "the customer list is incomplete, so nothing was applied"
-            )
-        self.result.customers_seen = counted
-        chosen = companies
+        workspaces = self.collector.customers_done()
+        self.result.customers_seen = len(workspaces)
+        chosen = list(workspaces)
         if self.subset:
-            known = set(companies)
-            for missing in (c for c in self.subset if c not in known):
+            for missing in (c for c in self.subset if c not in workspaces):
                 self.collector.warn(f"customer {missing} is not in customers.list; listed anyway")
             chosen = list(self.subset)
         owners = [(c, workspaces.get(c)) for c in chosen]
@@ -329,7 +294,7 @@ class _Run:
         removals, the counts, and the mass-removal guard."""
         run_id, result = self.run_id, self.result
         owner_listings = [x for x in result.listings if x.kind == ListingKind.FIND_BY_OWNER]
-        staging.stage_coverage(self.engine, _coverage(run_id, owner_listings))
+        staging.stage_coverage(self.engine, run_id, owner_listings)
         for x in result.listings:
             if x.kind == ListingKind.FIND_BY_IDENTIFIER:
                 x.complete = self.collector.identifiers_complete
@@ -451,22 +416,3 @@ def _open_pages(client: ZeroTouchClient, task: Task, limit: int) -> Iterator[Pag
         workspace_ids=listing.google_workspace_customer_ids,
         limit=limit,
     )
-
-
-def _coverage(run_id: int, listings: list[ListingResult]) -> list[dict[str, Any]]:
-    """One row per owner each listing asked about, with whether the listing arrived whole."""
-    return [
-        {
-            "run_id": run_id,
-            "section_type": x.section_type,
-            "owner_kind": kind,
-            "owner_key": str(key),
-            "complete": x.complete,
-        }
-        for x in listings
-        for kind, keys in (
-            ("company", x.company_ids),
-            ("workspace", x.google_workspace_customer_ids),
-        )
-        for key in keys
-    ]

@@ -31,6 +31,7 @@ from inventory.models import (
     UTCDateTime,
     table_of,
 )
+from inventory.store.runs import ListingResult
 from inventory.transform import DeviceRows, json_text
 
 IDENTIFIER_LISTING = 0  # the listing number of findByIdentifier results
@@ -300,8 +301,24 @@ def stage_customers(engine: Engine, run_id: int, rows: list[dict[str, Any]]) -> 
             )
 
 
-def stage_coverage(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    """Record which owners each listing covered and whether it arrived whole."""
+def stage_coverage(engine: Engine, run_id: int, listings: Sequence[ListingResult]) -> None:
+    """Record which owners each findByOwner listing asked about and whether it arrived whole:
+    one row per (section type, company or Workspace id)."""
+    rows = [
+        {
+            "run_id": run_id,
+            "section_type": x.section_type,
+            "owner_kind": kind,
+            "owner_key": str(key),
+            "complete": x.complete,
+        }
+        for x in listings
+        for kind, keys in (
+            ("company", x.company_ids),
+            ("workspace", x.google_workspace_customer_ids),
+        )
+        for key in keys
+    ]
     if rows:
         with engine.begin() as conn:
             conn.execute(insert_ignore(conn, table_of(StagingCoverage)), rows)
