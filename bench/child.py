@@ -33,15 +33,22 @@ def peak_rss_mb() -> float:
 
 
 def _settings(job: dict[str, Any]) -> Any:
-    from inventory.config import settings_for_endpoint
+    from inventory.config import settings_from
 
-    api = {
-        "concurrency": job.get("concurrency", 4),
-        "quota_per_100s": job.get("quota_per_100s", 0),
-        "quota_window_s": job.get("quota_window_s", 100.0),
-        "max_retries": job.get("max_retries", 8),
-    }
-    return settings_for_endpoint(job["endpoint"], job["partner_id"], job["db_url"], api=api)
+    return settings_from(
+        {
+            "partner": {"id": job["partner_id"]},
+            "auth": {"credentials": "anonymous"},
+            "api": {
+                "endpoint": job["endpoint"],
+                "concurrency": job.get("concurrency", 4),
+                "quota_per_100s": job.get("quota_per_100s", 0),
+                "quota_window_s": job.get("quota_window_s", 100.0),
+                "max_retries": job.get("max_retries", 8),
+            },
+            "database": {"url": job["db_url"]},
+        }
+    )
 
 
 def run_sync_job(job: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from inventory import db
-from inventory.config import Settings, settings_for_endpoint
+from inventory.config import Settings, settings_from
 from inventory.emulator import Emulator, generate_fleet, serve
 from inventory.errors import ConfigError
 from inventory.redact import redact_url
@@ -79,13 +79,14 @@ def _fresh_database(url: str) -> None:
 
 
 def _settings(url: str, endpoint: str, key_file: Path, identifiers: Path) -> Settings:
-    return settings_for_endpoint(
-        endpoint,
-        DEMO_PARTNER_ID,
-        url,
-        credentials=str(key_file),
-        api={"quota_per_100s": 0, "concurrency": 4},
-        sync={"identifiers_file": str(identifiers)},
+    return settings_from(
+        {
+            "partner": {"id": DEMO_PARTNER_ID},
+            "auth": {"credentials": str(key_file)},
+            "api": {"endpoint": endpoint, "quota_per_100s": 0, "concurrency": 4},
+            "database": {"url": url},
+            "sync": {"identifiers_file": str(identifiers)},
+        }
     )
 
 

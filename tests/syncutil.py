@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from inventory.config import Settings, settings_for_endpoint
+from inventory.config import Settings, settings_from
 from inventory.emulator import Emulator
 from inventory.sync import SyncResult, run_sync
 
@@ -28,13 +28,14 @@ def settings_for(
     sync: dict[str, Any] | None = None,
 ) -> Settings:
     """Settings that point at the emulator, with no quota and fast retries by default."""
-    return settings_for_endpoint(
-        endpoint,
-        emu.partner_id,
-        db_url,
-        credentials=credentials,
-        api={"quota_per_100s": 0, "max_retries": 8, **(api or {})},
-        sync=sync,
+    return settings_from(
+        {
+            "partner": {"id": emu.partner_id},
+            "auth": {"credentials": credentials},
+            "api": {"endpoint": endpoint, "quota_per_100s": 0, "max_retries": 8, **(api or {})},
+            "database": {"url": db_url},
+            "sync": sync or {},
+        }
     )
 
 
