@@ -17,7 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "signals": set(),
     "transform": set(),
     "models": set(),
-    "config": {"errors", "redact"},
+    "config": {"config", "errors", "redact"},
     "auth": {"errors"},
     "identifiers": {"errors", "transform"},
     # the API client stack, bottom up

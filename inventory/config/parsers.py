@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
+from inventory.redact import scrub
+
 T = TypeVar("T")
 Parse: TypeAlias = Callable[[Any, bool], T]
 Resolve: TypeAlias = Callable[[Any, Path], Any]
@@ -261,17 +263,11 @@ def sqlite_path(url: str, base: Path) -> str:
 # --- showing a value in an error --------------------------------------------------------------
 
 
-def redact(text: str) -> str:
-    """``text`` with the password of a URL (``user:password@``, ``password=``) replaced by ***."""
-    text = re.sub(r"(://[^:/@\s]*:)[^/\s]*@", r"\1***@", text)
-    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", text)
-
-
 def shown(value: Any, *, secret: bool = False) -> str:
     """A value as an error shows it: its repr, shortened, with secrets and passwords hidden."""
     if secret:
         return "'***'"
-    text = repr(redact(value) if isinstance(value, str) else value)
+    text = repr(scrub(value) if isinstance(value, str) else value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
