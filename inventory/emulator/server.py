@@ -2,8 +2,10 @@
 
 ``serve(emu)`` starts a threaded server (keep-alive, one thread per connection) and returns a
 ``LoopbackServer``; ``close()`` (or leaving its ``with`` block) stops it and closes every open
-connection. A dropped-connection fault closes the socket without answering.
-``run_server_forever`` is what ``zt-inventory emulator`` calls.
+connection. A dropped-connection fault closes the socket without answering. Bodies go out as
+the emulator encoded them (gzipped when the request asked the Google way). A client that hangs
+up mid-answer (a cancelled sync) is no error: the server drops the connection quietly, with no
+traceback on stderr. ``run_server_forever`` is what ``zt-inventory emulator`` calls.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ import contextlib
 import ipaddress
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 
 import httpx
 
-from inventory.emulator.app import TOKEN_PATH, Emulator
+from inventory.emulator.app import Emulator
 from inventory.emulator.faults import FaultConfig
 from inventory.emulator.generate import generate_fleet
 from inventory.emulator.oauth import write_service_account_key
+from inventory.emulator.requestlog import TOKEN_PATH
 
 _HOP_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive"})
 
@@ -40,6 +45,14 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         host, port = str(self.server_address[0]), self.server_address[1]
         self.base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        """Stay quiet when the client went away (reset, broken pipe); report anything else."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -89,15 +102,23 @@ class _Handler(BaseHTTPRequestHandler):
         except httpx.TransportError:
             self.close_connection = True  # the fault: close without a byte of answer
             return
+        body = _wire_bytes(response)
         self.send_response(response.status_code)
         for name, value in response.headers.items():
             if name.lower() not in _HOP_HEADERS:
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.content)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(response.content)
+        self.wfile.write(body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+
+def _wire_bytes(response: httpx.Response) -> bytes:
+    """The body as encoded for the wire: ``response.content`` is already decoded from gzip."""
+    if isinstance(response.stream, httpx.ByteStream):
+        return b"".join(response.stream)
+    return response.content
 
 
 def _check_loopback(host: str) -> None:
