@@ -16,6 +16,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 JSON_TYPE = "application/json; charset=UTF-8"
 VARY = "Accept-Encoding, User-Agent"
 GZIP_LEVEL = 6
@@ -45,6 +47,21 @@ def _weight(text: str) -> float:
         return 1.0
 
 
+def dumps(body: Any, *, pretty: bool) -> bytes:
+    """Return ``body`` as UTF-8 JSON, indented by two spaces or compact.
+
+    orjson writes the same bytes as ``json.dumps(..., ensure_ascii=False)`` with ``indent=2``
+    or compact separators, many times faster (with an indent the standard library falls back
+    to pure Python); the standard library takes what orjson refuses (integers beyond 64 bits).
+    """
+    try:
+        return orjson.dumps(body, option=orjson.OPT_INDENT_2 if pretty else None)
+    except orjson.JSONEncodeError:
+        if pretty:
+            return json.dumps(body, ensure_ascii=False, indent=2).encode()
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def encode(
     body: Any, query: Mapping[str, str], headers: Mapping[str, str]
 ) -> tuple[bytes, dict[str, str]]:
@@ -59,11 +76,7 @@ def encode(
         ``(content, headers)``: the encoded body (gzipped when asked) and its Content-Type,
         Vary and (when gzipped) Content-Encoding.
     """
-    if pretty(query):
-        text = json.dumps(body, ensure_ascii=False, indent=2)
-    else:
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    data = text.encode()
+    data = dumps(body, pretty=pretty(query))
     out = {"Content-Type": JSON_TYPE, "Vary": VARY}
     if accepts_gzip(headers):
         data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
