@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from inventory.emulator.app import Emulator
+from inventory.emulator.behaviour import Behaviour
 from inventory.emulator.faults import FaultConfig
 from inventory.emulator.generate import generate_fleet
 from inventory.emulator.oauth import write_service_account_key
@@ -220,6 +221,8 @@ def run_server_forever(
     ready: Callable[[LoopbackServer], None] | None = None,
     stop: threading.Event | None = None,
     log_limit: int = 10_000,
+    behaviour: Behaviour | None = None,
+    partners: int = 1,
 ) -> None:
     """Generate a fleet and serve it on loopback until ``stop`` is set or an interrupt.
 
@@ -227,23 +230,38 @@ def run_server_forever(
     KeyboardInterrupt propagates after the server is closed.
 
     Args:
-        devices: devices in the generated fleet.
-        customers: customers in the generated fleet.
+        devices: devices in the generated fleet (per partner).
+        customers: customers in the generated fleet (per partner).
         seed: the fleet seed.
         port: TCP port (0 picks a free one).
         faults: fault settings (CLI: ``--latency``, ``--quota``, ``--fail-every``,
             ``--error-rate``, ``--drop-rate``, ``--token-ttl``).
-        partner_id: the partner ID the emulator answers for.
+        partner_id: the partner ID the emulator answers for (the first, with ``partners``).
         host: a loopback address.
         auth: ``"anonymous"`` or ``"token"`` (bearer tokens from ``/token`` required).
         service_account_key: when given, write a service-account key file there whose
-            token_uri points at this server.
+            token_uri points at this server (it acts for every partner).
         ready: called with the running server before blocking.
         stop: set it (from another thread) to return.
         log_limit: request-log records kept in memory.
+        behaviour: what the emulator does where the discovery document leaves it open (CLI:
+            ``--owners``, ``--max-ids-per-request``, ``--page-tokens``, ``--total-size``,
+            ``--churn-every``).
+        partners: how many reseller partners to serve (ids ``partner_id`` upwards).
+
+    Raises:
+        OSError: when the port cannot be bound (``errno.EADDRINUSE``: it is in use).
     """
-    fleet = generate_fleet(devices=devices, customers=customers, seed=seed, partner_id=partner_id)
-    emu = Emulator(fleet, faults=faults or FaultConfig(), auth=auth, log_limit=log_limit)
+    fleet = generate_fleet(
+        devices=devices, customers=customers, seed=seed, partner_id=partner_id, partners=partners
+    )
+    emu = Emulator(
+        fleet,
+        faults=faults or FaultConfig(),
+        auth=auth,
+        log_limit=log_limit,
+        behaviour=behaviour,
+    )
     event = stop or threading.Event()
     with serve(emu, host=host, port=port) as server:
         if service_account_key is not None:
