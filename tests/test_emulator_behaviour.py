@@ -5,6 +5,7 @@ churn) and the request hooks that change the fleet while a client pages."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -78,47 +79,46 @@ def owned(emu: Emulator, test: Callable[[dict[str, Any]], bool]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ owners
-def test_union_lists_devices_of_either_owner_and_counts_each_once(
-    emu: Emulator, client: httpx.Client
+def both_kinds(cid: str, gws: str, limit: int = 7) -> dict[str, Any]:
+    """A findByOwner body naming a company and a Workspace account."""
+    return {
+        "customerId": [cid],
+        "googleWorkspaceCustomerId": [gws],
+        "sectionType": ZT,
+        "limit": limit,
+    }
+
+
+@pytest.mark.parametrize(("mode", "matches"), [("union", any), ("intersect", all)])
+def test_union_and_intersect_list_and_count_their_devices(
+    emu: Emulator, client: httpx.Client, mode: str, matches: Callable[[list[bool]], bool]
 ) -> None:
+    """union: devices of either owner, each counted once; intersect: claims naming both."""
     cid, gws = company_with_workspace(emu)
+    emu.behaviour.owners = mode
     expected = owned(
-        emu, lambda c: c.get("ownerCompanyId") == cid or c.get("googleWorkspaceCustomerId") == gws
+        emu,
+        lambda c: matches(
+            [c.get("ownerCompanyId") == cid, c.get("googleWorkspaceCustomerId") == gws]
+        ),
     )
-    body = {"customerId": [cid], "googleWorkspaceCustomerId": [gws], "sectionType": ZT}
-    ids, totals = pages(client, OWNER, {**body, "limit": 7})
+    ids, totals = pages(client, OWNER, both_kinds(cid, gws, limit=4))
     assert ids == expected
     assert totals == {len(expected)}
-
-
-def test_intersect_lists_only_claims_naming_both(emu: Emulator, client: httpx.Client) -> None:
-    cid, gws = company_with_workspace(emu)
-    emu.behaviour.owners = "intersect"
-    expected = owned(
-        emu, lambda c: c.get("ownerCompanyId") == cid and c.get("googleWorkspaceCustomerId") == gws
-    )
-    body = {"customerId": [cid], "googleWorkspaceCustomerId": [gws], "sectionType": ZT}
-    ids, totals = pages(client, OWNER, {**body, "limit": 4})
-    assert ids == expected
-    assert totals == {len(expected)}
-    assert 0 < len(expected) < len(owned(emu, lambda c: c.get("ownerCompanyId") == cid))
+    by_company = owned(emu, _by(cid))
+    if mode == "union":
+        assert set(by_company) < set(expected)
+    else:
+        assert 0 < len(expected) < len(by_company)
     # one kind of owner alone is not affected
     alone, _ = pages(client, OWNER, {"customerId": [cid], "sectionType": ZT, "limit": 100})
-    assert alone == owned(emu, lambda c: c.get("ownerCompanyId") == cid)
+    assert alone == by_company
 
 
 def test_reject_answers_400_for_both_kinds_only(emu: Emulator, client: httpx.Client) -> None:
     cid, gws = company_with_workspace(emu)
     emu.behaviour.owners = "reject"
-    both = client.post(
-        OWNER,
-        json={
-            "customerId": [cid],
-            "googleWorkspaceCustomerId": [gws],
-            "sectionType": ZT,
-            "limit": 5,
-        },
-    )
+    both = client.post(OWNER, json=both_kinds(cid, gws))
     assert both.status_code == 400
     error = both.json()["error"]
     assert error["status"] == "INVALID_ARGUMENT"
@@ -155,15 +155,14 @@ def test_per_owner_total_counts_a_device_once_per_matching_owner(
 ) -> None:
     cid, gws = company_with_workspace(emu)
     emu.behaviour.total_size = "per_owner"
-    by_company = owned(emu, lambda c: c.get("ownerCompanyId") == cid)
+    by_company = owned(emu, _by(cid))
     by_space = owned(emu, lambda c: c.get("googleWorkspaceCustomerId") == gws)
-    body = {"customerId": [cid], "googleWorkspaceCustomerId": [gws], "sectionType": ZT}
-    ids, totals = pages(client, OWNER, {**body, "limit": 10})
+    ids, totals = pages(client, OWNER, both_kinds(cid, gws, limit=10))
     assert len(ids) == len(set(by_company) | set(by_space))  # the listing itself is unchanged
     assert totals == {len(by_company) + len(by_space)}
     assert len(by_company) + len(by_space) > len(ids)  # devices naming both count twice
     emu.behaviour.owners = "intersect"
-    ids, totals = pages(client, OWNER, {**body, "limit": 10})
+    ids, totals = pages(client, OWNER, both_kinds(cid, gws, limit=10))
     assert totals == {2 * len(ids)}  # each listed device matches one company and one account
     _, single = pages(client, OWNER, {"customerId": [cid], "sectionType": ZT, "limit": 100})
     assert single == {len(by_company)}
@@ -182,36 +181,26 @@ def _first_page_then(
 
 
 @pytest.mark.parametrize("mode", ["keyset", "offset"])
-def test_a_device_leaving_earlier_in_the_order(
-    emu: Emulator, client: httpx.Client, mode: str
+@pytest.mark.parametrize("change", ["leaves", "joins"])
+def test_a_device_that_leaves_or_joins_earlier_in_the_order_between_pages(
+    emu: Emulator, client: httpx.Client, mode: str, change: str
 ) -> None:
     emu.behaviour.page_tokens = mode
     cid = _biggest(emu)
     before = owned(emu, _by(cid))
+    if change == "leaves":
+        act = partial(emu.unclaim, int(before[1]))
+        offset_sees = before[:5] + before[6:]  # later pages shift on: the sixth is never returned
+    else:
+        others = owned(emu, lambda c: c.get("ownerCompanyId") not in (None, cid))
+        joining = next(d for d in others if int(d) < int(before[3]))
+        act = partial(emu.move_device, int(joining), int(cid))
+        offset_sees = before[:5] + before[4:]  # later pages shift back: the fifth comes twice
     body = {"customerId": [cid], "sectionType": ZT, "limit": 5}
-    seen = _first_page_then(client, OWNER, body, lambda: emu.unclaim(int(before[1])))
-    if mode == "keyset":
-        assert seen == before
-    else:  # every later page shifts by one: the sixth device is never returned
-        assert seen == before[:5] + before[6:]
-
-
-@pytest.mark.parametrize("mode", ["keyset", "offset"])
-def test_a_device_joining_earlier_in_the_order(
-    emu: Emulator, client: httpx.Client, mode: str
-) -> None:
-    emu.behaviour.page_tokens = mode
-    cid = _biggest(emu)
-    before = owned(emu, _by(cid))
-    others = owned(emu, lambda c: c.get("ownerCompanyId") not in (None, cid))
-    joining = next(d for d in others if int(d) < int(before[3]))
-    body = {"customerId": [cid], "sectionType": ZT, "limit": 5}
-    seen = _first_page_then(client, OWNER, body, lambda: emu.move_device(int(joining), int(cid)))
-    if mode == "keyset":  # the newcomer sits before the position: not returned, nothing twice
-        assert seen == before
-    else:  # later pages shift back by one: the fifth device comes back twice
-        assert seen == before[:5] + before[4:]
-        assert len(seen) == len(set(seen)) + 1
+    seen = _first_page_then(client, OWNER, body, act)
+    # keyset tokens resume after the last device returned: nothing skipped, nothing twice (a
+    # newcomer before that position is simply not returned)
+    assert seen == (before if mode == "keyset" else offset_sees)
 
 
 def _by(cid: str) -> Callable[[dict[str, Any]], bool]:

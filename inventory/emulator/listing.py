@@ -95,7 +95,11 @@ class Listings:
         key, hit = self._memo("all", query)
         if isinstance(hit, array):
             return hit
-        listed = array("I", self._iter(query, -1))
+        lists = self._lists(query)
+        if not query.intersect and len(lists) == 1:  # one owner: a copy of its index array
+            listed = array("I", lists[0])
+        else:
+            listed = array("I", self._iter(query, -1))
         self._keep(key, listed)
         return listed
 
