@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from inventory.emulator import Emulator, Fleet, generate_fleet
+from inventory.emulator import Coverage, Emulator, Fleet, coverage, generate_fleet
 from inventory.emulator.codec import IdentifierCodec, Scrambler, luhn_valid
 from inventory.emulator.names import MODELS
 
@@ -85,6 +85,50 @@ def test_chrome_os_devices(devices: list[dict[str, Any]]) -> None:
     assert all(c["sectionType"] == ZT and "googleWorkspaceCustomerId" in c for c in claims)
     assert any("ownerCompanyId" not in c for c in claims)  # Workspace account alone
     assert any("ownerCompanyId" in c for c in claims)  # a customer's Workspace account
+
+
+def test_chrome_os_claims_of_every_kind(devices: list[dict[str, Any]], fleet: Fleet) -> None:
+    """Claims naming a customer and its Workspace account, the customer's Workspace account
+    alone (no ownerCompanyId), and a standalone Workspace account of no customer."""
+    own = {
+        c["googleWorkspaceAccount"]["customerId"]: c["companyId"]
+        for c in fleet.iter_customers()
+        if "googleWorkspaceAccount" in c
+    }
+    kinds: Counter[str] = Counter()
+    for d in devices:
+        for c in d.get("claims", []):
+            gws = c.get("googleWorkspaceCustomerId")
+            if gws is None:
+                continue
+            if "ownerCompanyId" in c:
+                assert own[gws] == c["ownerCompanyId"]
+                kinds["both"] += 1
+            else:
+                kinds["customer's own alone" if gws in own else "standalone"] += 1
+    assert kinds["both"] > kinds["standalone"] > kinds["customer's own alone"] > 10
+
+
+def test_coverage_counts_what_a_default_sync_lists(
+    devices: list[dict[str, Any]], fleet: Fleet
+) -> None:
+    customers = list(fleet.iter_customers())
+    cids = {c["companyId"] for c in customers}
+    own = {
+        c["googleWorkspaceAccount"]["customerId"]
+        for c in customers
+        if "googleWorkspaceAccount" in c
+    }
+    zt = [next((c for c in d.get("claims", []) if c["sectionType"] == ZT), None) for d in devices]
+    listed = [
+        c
+        for c in zt
+        if c and (c.get("ownerCompanyId") in cids or c.get("googleWorkspaceCustomerId") in own)
+    ]
+    seen = coverage(fleet)
+    assert seen == Coverage(fleet.partner_id, len(devices), len(listed), seen.workspace_only, ZT)
+    assert seen.workspace_only == sum(1 for c in zt if c) - len(listed) > 0
+    assert seen.unlisted == sum(1 for c in zt if c is None) > 0
 
 
 def test_claims_sections_vacation_and_services(devices: list[dict[str, Any]], fleet: Fleet) -> None:

@@ -35,14 +35,14 @@ from inventory.signals import on_signals
     default=10_000,
     show_default=True,
     type=click.IntRange(0, 10**8),
-    help="Devices in the generated fleet.",
+    help="Devices in the generated fleet (per partner).",
 )
 @click.option(
     "--customers",
     default=100,
     show_default=True,
     type=click.IntRange(0, 10**6),
-    help="Customers in the generated fleet.",
+    help="Customers in the generated fleet (per partner).",
 )
 @click.option("--seed", default=7, show_default=True, type=int, help="The fleet's seed.")
 @click.option(
@@ -50,7 +50,14 @@ from inventory.signals import on_signals
     default=1234567,
     show_default=True,
     type=click.IntRange(1),
-    help="The reseller partner id it answers for.",
+    help="The reseller partner id it answers for (the first one, with --partners).",
+)
+@click.option(
+    "--partners",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 80),
+    help="Serve N reseller partners, ids --partner-id upwards, a few customers and devices shared.",
 )
 @click.option(
     "--auth",
@@ -80,6 +87,39 @@ from inventory.signals import on_signals
 @click.option(
     "--token-ttl", default=3600.0, type=click.FloatRange(1), help="Token lifetime in seconds."
 )
+@click.option(
+    "--owners",
+    type=click.Choice(["union", "intersect", "reject"]),
+    default="union",
+    show_default=True,
+    help="findByOwner naming companies and Workspace ids: either, both, or 400.",
+)
+@click.option(
+    "--max-ids-per-request",
+    default=0,
+    type=click.IntRange(0),
+    help="Most ids one findByOwner may name; beyond it 400 (0: no cap).",
+)
+@click.option(
+    "--page-tokens",
+    type=click.Choice(["keyset", "offset"]),
+    default="keyset",
+    show_default=True,
+    help="offset: tokens count items, so changes between pages skip or repeat one.",
+)
+@click.option(
+    "--total-size",
+    type=click.Choice(["distinct", "per_owner"]),
+    default="distinct",
+    show_default=True,
+    help="per_owner: totalSize sums each named owner's count (overlaps count twice).",
+)
+@click.option(
+    "--churn-every",
+    default=0,
+    type=click.IntRange(0),
+    help="Every Nth findByOwner, a device of its listing leaves it (0: never).",
+)
 @click.pass_context
 def emulator(
     ctx: click.Context,
@@ -88,6 +128,7 @@ def emulator(
     customers: int,
     seed: int,
     partner_id: int,
+    partners: int,
     auth: str,
     key_file: str | None,
     latency: float,
@@ -97,11 +138,29 @@ def emulator(
     error_rate: float,
     drop_rate: float,
     token_ttl: float,
+    owners: str,
+    max_ids_per_request: int,
+    page_tokens: str,
+    total_size: str,
+    churn_every: int,
 ) -> None:
     """Serve the built-in API emulator on 127.0.0.1 until Ctrl-C or SIGTERM.
 
-    It generates a fleet (the same seed gives the same fleet) and prints the settings that
-    point zt-inventory at it. Fault options make it misbehave like the real API under load.
+    It generates a fleet (the same seed gives the same fleet), prints the settings that point
+    zt-inventory at it, and how many devices a default sync lists (the rest are unclaimed,
+    SIM-lock only, or claimed by Workspace accounts of no customer). Fault options make it
+    misbehave like the real API under load. The emulator keeps no database: --database-url is
+    refused.
+
+    Where Google's discovery document leaves behaviour open, options pick one reading (the
+    defaults are the emulator's usual ones): --owners (findByOwner naming both companies and
+    Workspace ids lists devices matching either, both, or answers 400), --max-ids-per-request
+    (a cap on the ids one findByOwner names), --page-tokens (offset tokens skip or repeat a
+    device when the fleet changes between pages), --total-size (per_owner counts a device once
+    per named owner it matches) and --churn-every (every Nth findByOwner, a device of its own
+    listing leaves it: watch offset tokens skip devices). Answers are pretty-printed JSON unless
+    a request says prettyPrint=false, and gzipped when it accepts gzip and its User-Agent
+    contains "gzip", as Google's are. --partners serves several reseller accounts.
 
     \b
     Example:
@@ -109,9 +168,18 @@ def emulator(
         # in another shell: the three exports it prints, then
         zt-inventory init --database-url sqlite:///emulated.db
         zt-inventory sync --database-url sqlite:///emulated.db
+        # a server whose page tokens are offsets, changing under a paging sync
+        zt-inventory emulator --page-tokens offset --churn-every 20
     """
-    from inventory.emulator import FaultConfig, run_server_forever
+    import errno
 
+    from inventory.emulator import Behaviour, FaultConfig, coverage, run_server_forever
+
+    if app.options_of(ctx).database_url:
+        raise click.UsageError(
+            "--database-url does not apply to the emulator: it keeps no database; pass it to "
+            "init, sync, status or sql instead"
+        )
     app.setup_logging(ctx, logging.INFO)
     faults = FaultConfig(
         latency_s=latency,
@@ -123,33 +191,73 @@ def emulator(
         token_ttl_s=token_ttl,
         seed=seed,
     )
+    behaviour = Behaviour(
+        owners=owners,
+        max_ids_per_request=max_ids_per_request,
+        page_tokens=page_tokens,
+        total_size=total_size,
+        churn_every=churn_every,
+    )
     credentials = str(Path(key_file).resolve()) if key_file else "anonymous"
 
     def ready(server: Any) -> None:
+        fleet = server.emulator.fleet
+        ids = fleet.partner_ids
+        if len(ids) == 1:
+            who = f"{devices:,} devices, {customers:,} customers, partner {partner_id}"
+        else:
+            who = (
+                f"{len(ids)} partners ({', '.join(map(str, ids))}), {devices:,} devices and "
+                f"{customers:,} customers each"
+            )
         click.echo(
-            f"Emulator: {devices:,} devices, {customers:,} customers, partner {partner_id}, "
-            f"serving on {server.url} (Ctrl-C stops it). Point zt-inventory at it with:"
+            f"Emulator: {who}, serving on {server.url} (Ctrl-C stops it). "
+            "Point zt-inventory at it with:"
         )
         click.echo(
             f"  export ZT_INVENTORY_PARTNER_ID={partner_id} "
             f"ZT_INVENTORY_API_ENDPOINT={server.url} "
             f"ZT_INVENTORY_AUTH_CREDENTIALS={credentials}"
         )
+        if len(ids) > 1:
+            click.echo(f"  (or one [[partners]] table per id: {', '.join(map(str, ids))})")
+        for pid in ids:
+            seen = coverage(fleet, pid)
+            click.echo(
+                f"Partner {pid}: {seen.devices:,} devices; a default sync lists {seen.listed:,}, "
+                f"those claimed in {seen.section} by its customers or their Workspace accounts. "
+                f"Not listed: {seen.unlisted:,} unclaimed or SIM-lock only (findByOwner lists "
+                f"only the section asked for), {seen.workspace_only:,} claimed by Workspace "
+                "accounts of no customer (name them in sync.google_workspace_customer_ids)."
+            )
+        changed = behaviour.changed()
+        if changed:
+            click.echo("Behaviour: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
 
     stop = threading.Event()
-    with suppress(KeyboardInterrupt), on_signals(lambda _sig: stop.set(), (signal.SIGTERM,)):
-        run_server_forever(
-            devices=devices,
-            customers=customers,
-            seed=seed,
-            port=port,
-            faults=faults,
-            partner_id=partner_id,
-            auth="token" if key_file else auth,
-            service_account_key=key_file,
-            ready=ready,
-            stop=stop,
-        )
+    try:
+        with suppress(KeyboardInterrupt), on_signals(lambda _sig: stop.set(), (signal.SIGTERM,)):
+            run_server_forever(
+                devices=devices,
+                customers=customers,
+                seed=seed,
+                port=port,
+                faults=faults,
+                partner_id=partner_id,
+                auth="token" if key_file else auth,
+                service_account_key=key_file,
+                ready=ready,
+                stop=stop,
+                behaviour=behaviour,
+                partners=partners,
+            )
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise app.failure(
+            [f"port {port} on 127.0.0.1 is already in use; pick another --port (0: any free one)"],
+            2,
+        ) from None
     click.echo("Emulator stopped.", err=True)
 
 

@@ -4,92 +4,55 @@ callable, with fault injection, a request log and the mutations tests make betwe
 Use it in-process through ``emu.transport()`` (an ``httpx.MockTransport``; any host name works)
 or on a loopback port through ``serve(emu)``. ``handle`` is thread-safe: state changes happen
 under one lock; only the injected latency is slept outside it.
+
+One emulator serves every partner of its fleet (``generate_fleet(partners=N)``); a request for
+another partner is 403. Answers go on the wire as Google sends them (``wire.py``: pretty JSON
+unless ``prettyPrint=false``, gzip when asked the Google way), and ``emu.behaviour`` picks what
+the discovery document leaves open (``behaviour.py``). ``after_requests`` schedules a change to
+the fleet for a given request, so a test can change the fleet while a client pages.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 
+from inventory.emulator.behaviour import Behaviour
+from inventory.emulator.changes import Churn, Hooks, RequestHook
 from inventory.emulator.faults import Fault, FaultConfig, FaultState, retry_after_header
 from inventory.emulator.fleet import Fleet
-from inventory.emulator.oauth import (
-    JWT_GRANT_TYPE,
-    OAuthError,
-    RegisteredKey,
-    TokenStore,
-    load_key_file,
-    registered_keys,
-    verify_assertion,
-    write_service_account_key,
-)
+from inventory.emulator.mutations import FleetView
+from inventory.emulator.oauth import KeyRing, OAuthError, load_key_file, write_service_account_key
 from inventory.emulator.pagetoken import PageTokens
-from inventory.emulator.records import SECTION_ZERO_TOUCH, JsonObject
+from inventory.emulator.records import JsonObject
+from inventory.emulator.requestlog import (
+    TOKEN_PATH,
+    LoggedRequest,
+    decode_body,
+    method_name,
+)
 from inventory.emulator.routes import Api, route
 from inventory.emulator.rpc import RpcError, int64
+from inventory.emulator.wire import encode
 
-TOKEN_PATH = "/token"
 DEFAULT_BASE_URL = "http://zt-emulator.invalid"
 AUTH_MODES = ("anonymous", "token")
-_JSON = "application/json; charset=UTF-8"
 
 
-@dataclass
-class LoggedRequest:
-    """One request the emulator received.
-
-    Attributes:
-        method: API method name: ``customers.list``, ``findByOwner``, ``findByIdentifier``,
-            ``devices.get``, ``vendors.list``, ``vendors.customers.list``, ``token``, or
-            ``unknown``.
-        http_method: ``GET``/``POST``.
-        path: the URL path.
-        query: query parameters.
-        headers: request headers (lower-case names).
-        body: the decoded JSON body (the form fields for ``token``), or None.
-        status: the HTTP status answered; 0 when the connection was dropped.
-        fault: which fault answered (``script``, ``fail_every``, ``drop_rate``,
-            ``error_rate``, ``quota``), or ``""``.
-        at: the emulator clock when it arrived.
-    """
-
-    method: str
-    http_method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-    status: int = 0
-    fault: str = ""
-    at: float = 0.0
-    response: JsonObject | None = field(default=None, repr=False)
-
-
-def _method_name(http_method: str, path: str) -> str:
-    if path == TOKEN_PATH:
-        return "token"
-    try:
-        return route(http_method, path)[0]
-    except RpcError:
-        return "unknown"
-
-
-class Emulator:
+class Emulator(FleetView):
     """The Android Device Provisioning Partner API (reseller side) over a ``Fleet``.
 
     Args:
-        fleet: the inventory served; mutations change it in place.
+        fleet: the inventory served (of one partner or several); mutations change it in place.
         faults: fault settings (default: none); ``emu.faults`` stays mutable.
         clock: monotonic seconds, for token expiry, the quota window and the log.
         auth: ``"anonymous"`` accepts any or no Authorization; ``"token"`` requires a bearer
@@ -100,6 +63,8 @@ class Emulator:
             input-only (a strict server would omit them). Default True, for realistic data.
         log_limit: keep at most this many log records (None: all).
         keep_responses: also keep each response body in the log.
+        behaviour: answers where the discovery document leaves them open (default: the
+            emulator's usual ones); ``emu.behaviour`` stays mutable.
     """
 
     def __init__(
@@ -114,6 +79,7 @@ class Emulator:
         echo_input_only: bool = True,
         log_limit: int | None = None,
         keep_responses: bool = False,
+        behaviour: Behaviour | None = None,
     ) -> None:
         if auth not in AUTH_MODES:
             raise ValueError(f"auth must be one of {AUTH_MODES}, not {auth!r}")
@@ -124,21 +90,46 @@ class Emulator:
         self.wall_clock = wall_clock
         self.log_limit = log_limit
         self.keep_responses = keep_responses
+        self.echo_input_only = echo_input_only
         self.base_url = DEFAULT_BASE_URL
         self.request_log: list[LoggedRequest] = []
         self._counts: Counter[str] = Counter()
         self._lock = threading.RLock()
-        self._keys: dict[str, RegisteredKey] = {}
-        self._tokens = TokenStore()
+        self._keyring = KeyRing()
+        self._hooks = Hooks()
         self._faults = FaultState(faults if faults is not None else FaultConfig())
         secret = hashlib.sha256(f"zt-emulator:{fleet.seed}:{fleet.partner_id}".encode()).digest()
-        self.api = Api(fleet, PageTokens(secret), echo_input_only=echo_input_only)
+        self.api = Api(
+            fleet, PageTokens(secret), echo_input_only=echo_input_only, behaviour=behaviour
+        )
 
     # ------------------------------------------------------------------ configuration
     @property
     def partner_id(self) -> int:
-        """The reseller partner ID the emulator answers for."""
+        """The (first) reseller partner ID the emulator answers for."""
         return self.fleet.partner_id
+
+    @property
+    def partner_ids(self) -> tuple[int, ...]:
+        """Every partner ID the emulator answers for, ``partner_id`` first."""
+        return self.fleet.partner_ids
+
+    @property
+    def behaviour(self) -> Behaviour:
+        """The behaviour switches; mutate fields in place, or assign a new one (restarts churn)."""
+        return self.api.behaviour
+
+    @behaviour.setter
+    def behaviour(self, behaviour: Behaviour) -> None:
+        with self._lock:
+            self.api.behaviour = behaviour
+            self.api.churn = Churn(self.fleet.seed)
+
+    @property
+    def churned(self) -> list[int]:
+        """The deviceIds that ``Behaviour.churn_every`` took out of a listing, in order."""
+        with self._lock:
+            return list(self.api.churn.moved)
 
     @property
     def faults(self) -> FaultConfig:
@@ -163,11 +154,60 @@ class Emulator:
         """Trust the service-account key in ``path`` (written elsewhere) at ``/token``."""
         key = load_key_file(path)
         with self._lock:
-            self._keys[key.key_id] = key
+            self._keyring.trust(key)
 
-    def write_service_account_key(self, path: str | os.PathLike[str], **kwargs: Any) -> Path:
-        """Write a key file whose token_uri is ``base_url + /token`` (see ``oauth``)."""
-        return write_service_account_key(path, self.base_url + TOKEN_PATH, **kwargs)
+    def link_key(self, path: str | os.PathLike[str], partner_ids: Iterable[int]) -> None:
+        """Trust the key in ``path`` and let its tokens act for ``partner_ids`` only.
+
+        As in the zero-touch portal, where a service account is linked to reseller accounts: a
+        request with a token of this key for another partner gets 403 PERMISSION_DENIED. A key
+        never linked acts for every partner. Linking again replaces the partners.
+        """
+        key = load_key_file(path)
+        with self._lock:
+            self._keyring.trust(key)
+            self._keyring.link(key.key_id, frozenset(partner_ids))
+
+    def write_service_account_key(
+        self,
+        path: str | os.PathLike[str],
+        partner_ids: Iterable[int] | None = None,
+        **kwargs: Any,
+    ) -> Path:
+        """Write a key file whose token_uri is ``base_url + /token`` (see ``oauth``).
+
+        Args:
+            path: where to write it.
+            partner_ids: link the key to these partners only (None: it acts for every one).
+            **kwargs: ``client_email``, ``project_id``, ``key_size``.
+
+        Returns:
+            The path written.
+        """
+        written = write_service_account_key(path, self.base_url + TOKEN_PATH, **kwargs)
+        if partner_ids is not None:
+            self.link_key(written, partner_ids)
+        return written
+
+    def after_requests(
+        self, n: int, fn: Callable[[Emulator], None], method: str | None = "findByOwner"
+    ) -> RequestHook:
+        """Run ``fn(emu)`` once, when the ``n``-th matching request from now arrives.
+
+        It runs under the emulator's lock, before that request is answered (faults included),
+        so the request and every later one see the change: a test can move or remove a device
+        while a client pages.
+
+        Args:
+            n: 1 for the next matching request, 2 for the one after, ...
+            fn: the change; it may call any of the emulator's mutations.
+            method: the ``LoggedRequest.method`` that counts; None: every API request.
+
+        Returns:
+            The scheduled hook (``hook.fired`` turns True once ``fn`` has run).
+        """
+        with self._lock:
+            return self._hooks.add(RequestHook(n, fn, method))
 
     # ------------------------------------------------------------------------ the log
     def counts(self) -> dict[str, int]:
@@ -202,7 +242,7 @@ class Emulator:
         """
         content = request.read()
         path = request.url.path
-        name = _method_name(request.method, path)
+        name = method_name(request.method, path)
         query = dict(parse_qsl(request.url.query.decode("latin-1"), keep_blank_values=True))
         record = LoggedRequest(
             name,
@@ -210,12 +250,18 @@ class Emulator:
             path,
             query,
             {k.lower(): v for k, v in request.headers.items()},
-            _decode_body(content, name),
+            decode_body(content, name),
         )
         faulted = name != "token" or self.faults.faults_on_token
         arrived = self.clock()
         try:
-            return self._answer(request, name, path, query, content, record, faulted)
+            status, body, headers = self._answer(
+                request, name, path, query, content, record, faulted
+            )
+            data, wire_headers = encode(body, query, record.headers)
+            record.bytes_sent = len(data)
+            headers.update(wire_headers)
+            return httpx.Response(status, headers=headers, content=data, request=request)
         finally:
             # latency_s is how long a call takes as the client sees it: the emulator's own work
             # (done under one lock, which a real API does not have) counts toward it
@@ -232,9 +278,11 @@ class Emulator:
         content: bytes,
         record: LoggedRequest,
         faulted: bool,
-    ) -> httpx.Response:
+    ) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
             record.at = self.clock()
+            for hook in self._hooks.due(name):
+                hook.action(self)
             try:
                 fault = self._faults.before() if faulted else None
                 if fault is not None:
@@ -263,12 +311,7 @@ class Emulator:
             if self.keep_responses:
                 record.response = body
             self._log(record)
-        indent = 2 if query.get("prettyPrint") == "true" else None
-        data = json.dumps(
-            body, ensure_ascii=False, indent=indent, separators=None if indent else (",", ":")
-        )
-        headers["Content-Type"] = _JSON
-        return httpx.Response(status, headers=headers, content=data.encode(), request=request)
+        return status, body, headers
 
     def _api(
         self,
@@ -279,116 +322,38 @@ class Emulator:
         record: LoggedRequest,
     ) -> JsonObject:
         name, params = route(request.method, path)
-        if self.auth == "token":
-            self._authenticate(request, query)
+        token = self._authenticate(request, query) if self.auth == "token" else ""
         partner = int64(params["partnerId"], "partner_id")
-        if partner != self.fleet.partner_id:
+        if partner not in self.fleet.partner_ids:
             raise RpcError(403)
+        if token and not self._keyring.allows(token, partner):
+            raise RpcError(403, f"The caller does not have permission for partner {partner}.")
         fault: Fault | None = self._faults.quota(self.clock())
         if fault is not None:
             record.fault = fault.reason
             raise RpcError(429, retry_after=fault.retry_after)
         return self.api.handlers[name](params, query, content)
 
-    def _authenticate(self, request: httpx.Request, query: Mapping[str, str]) -> None:
-        header = request.headers.get("authorization", "")
+    def _authenticate(self, request: httpx.Request, query: Mapping[str, str]) -> str:
+        """Return the request's valid bearer token; 401 without one."""
+        header: str = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
             token = query.get("access_token") or query.get("oauth_token") or ""
-        if not token or self._tokens.state(token.strip(), self.clock()) != "valid":
+        token = token.strip()
+        if not token or self._keyring.tokens.state(token, self.clock()) != "valid":
             raise RpcError(401)
+        return token
 
     def _token(self, http_method: str, content: bytes) -> tuple[int, JsonObject, dict[str, str]]:
         headers = {"Cache-Control": "no-store"}
         if http_method != "POST":
             return 405, {"error": "invalid_request", "error_description": "Use POST."}, headers
-        form = _decode_body(content, "token")
+        form = decode_body(content, "token")
         try:
-            if not isinstance(form, dict) or form.get("grant_type") != JWT_GRANT_TYPE:
-                grant = form.get("grant_type") if isinstance(form, dict) else None
-                raise OAuthError("unsupported_grant_type", f"Invalid grant_type: {grant}")
-            keys = {**registered_keys(), **self._keys}
-            verify_assertion(str(form.get("assertion", "")), keys, self.wall_clock())
+            grant = self._keyring.grant(
+                form, self.clock(), self.wall_clock(), self.faults.token_ttl_s
+            )
         except OAuthError as exc:
             return exc.status, {"error": exc.error, "error_description": exc.description}, headers
-        ttl = self.faults.token_ttl_s
-        token = self._tokens.issue(self.clock(), ttl)
-        expires_in = max(int(ttl), 0)
-        return (
-            200,
-            {"access_token": token, "expires_in": expires_in, "token_type": "Bearer"},
-            headers,
-        )
-
-    # --------------------------------------------------------- ground truth and mutations
-    def iter_devices(self) -> Iterator[JsonObject]:
-        """Yield every device of the partner (claimed or not) as the API encodes it, by deviceId."""
-        return self.fleet.iter_devices()
-
-    def iter_customers(self) -> Iterator[JsonObject]:
-        """Yield every current customer's Company JSON as ``customers.list`` returns it."""
-        return self.fleet.iter_customers(echo_input_only=self.api.echo_input_only)
-
-    def move_device(
-        self, device_id: int, company_id: int, section_type: str = SECTION_ZERO_TOUCH
-    ) -> None:
-        """Give a device's ``section_type`` claim to another customer (see ``Fleet``)."""
-        with self._lock:
-            self.fleet.move_device(device_id, company_id, section_type)
-
-    def unclaim(self, device_id: int, section_type: str = SECTION_ZERO_TOUCH) -> None:
-        """Remove a device's ``section_type`` claim."""
-        with self._lock:
-            self.fleet.unclaim(device_id, section_type)
-
-    def claim(
-        self, device_id: int, company_id: int, section_type: str = SECTION_ZERO_TOUCH
-    ) -> None:
-        """Claim a device (unclaimed in ``section_type``) for a customer."""
-        with self._lock:
-            self.fleet.claim(device_id, company_id, section_type)
-
-    def set_metadata(self, device_id: int, entries: Mapping[str, str]) -> None:
-        """Replace a device's metadata entries."""
-        with self._lock:
-            self.fleet.set_metadata(device_id, entries)
-
-    def add_device(self, **kwargs: Any) -> int:
-        """Register a new device and return its deviceId (kwargs of ``Fleet.add_device``)."""
-        with self._lock:
-            return self.fleet.add_device(**kwargs)
-
-    def remove_device(self, device_id: int) -> None:
-        """Delete a device from every listing and lookup."""
-        with self._lock:
-            self.fleet.remove_device(device_id)
-
-    def add_customer(self, company_name: str, **kwargs: Any) -> int:
-        """Add a customer and return its companyId (kwargs of ``Fleet.add_customer``)."""
-        with self._lock:
-            return self.fleet.add_customer(company_name, **kwargs)
-
-    def remove_customer(self, company_id: int) -> None:
-        """Remove a customer from customers.list and drop every claim it owns."""
-        with self._lock:
-            self.fleet.remove_customer(company_id)
-
-
-def _decode_body(content: bytes, name: str) -> Any:
-    if not content:
-        return None
-    if name == "token":
-        try:
-            text = content.decode()
-        except UnicodeDecodeError:
-            return None
-        if text.lstrip().startswith("{"):
-            try:
-                return json.loads(text)
-            except ValueError:
-                return None
-        return dict(parse_qsl(text, keep_blank_values=True))
-    try:
-        return json.loads(content)
-    except (ValueError, UnicodeDecodeError):
-        return None
+        return 200, grant, headers

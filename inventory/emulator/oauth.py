@@ -7,6 +7,10 @@ registered with ``Emulator.register_key_file``. An assertion is accepted when it
 signed by a registered key, issued by that key's ``client_email``, current (``iat``/``exp``
 checked against the wall clock with 5 minutes' leeway, at most one hour long), and its ``scope``
 includes the zero-touch reseller scope.
+
+In the zero-touch portal a service account is linked to reseller accounts; ``KeyRing.link`` does
+the same per key: a token obtained with a linked key acts only for the partners it is linked to
+(403 PERMISSION_DENIED for any other), while a key never linked acts for every partner.
 """
 
 from __future__ import annotations
@@ -140,8 +144,8 @@ def _b64(part: str) -> bytes:
 
 def verify_assertion(
     assertion: str, keys: dict[str, RegisteredKey], wall_now: float
-) -> dict[str, Any]:
-    """Check a JWT-bearer assertion and return its claims.
+) -> tuple[dict[str, Any], RegisteredKey]:
+    """Check a JWT-bearer assertion and return its claims and the key that signed it.
 
     Args:
         assertion: the compact JWT.
@@ -149,7 +153,7 @@ def verify_assertion(
         wall_now: the current Unix time.
 
     Returns:
-        The JWT claims.
+        The JWT claims and the signing key.
 
     Raises:
         OAuthError: ``invalid_grant`` for a bad JWT, ``invalid_scope`` for a missing scope.
@@ -203,26 +207,68 @@ def verify_assertion(
         raise OAuthError(
             "invalid_scope", f"Invalid OAuth scope or ID token audience provided; need {SCOPE}."
         )
-    return claims
+    return claims, key
 
 
 class TokenStore:
-    """Access tokens issued by the token endpoint, each with its expiry on the emulator clock."""
+    """Access tokens issued by the token endpoint, each with its expiry on the emulator clock
+    and the key it was obtained with."""
 
     def __init__(self) -> None:
-        self._expiry: dict[str, float] = {}
+        self._expiry: dict[str, tuple[float, str]] = {}
 
-    def issue(self, now: float, ttl: float) -> str:
-        """Issue a new token valid until ``now + ttl``."""
+    def issue(self, now: float, ttl: float, key_id: str = "") -> str:
+        """Issue a new token valid until ``now + ttl``, obtained with key ``key_id``."""
         if len(self._expiry) > 10_000:  # long-running servers: forget expired tokens
-            self._expiry = {t: e for t, e in self._expiry.items() if e > now}
+            self._expiry = {t: e for t, e in self._expiry.items() if e[0] > now}
         token = "ya29.emu-" + secrets.token_urlsafe(32)
-        self._expiry[token] = now + ttl
+        self._expiry[token] = (now + ttl, key_id)
         return token
 
     def state(self, token: str, now: float) -> str:
         """Return ``"valid"``, ``"expired"`` or ``"unknown"`` for ``token`` at ``now``."""
-        expiry = self._expiry.get(token)
-        if expiry is None:
+        entry = self._expiry.get(token)
+        if entry is None:
             return "unknown"
-        return "valid" if now < expiry else "expired"
+        return "valid" if now < entry[0] else "expired"
+
+    def key_of(self, token: str) -> str:
+        """Return the id of the key ``token`` was obtained with ("" when unknown)."""
+        entry = self._expiry.get(token)
+        return "" if entry is None else entry[1]
+
+
+class KeyRing:
+    """One emulator's own trusted keys, their partner links, and the tokens it issued."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, RegisteredKey] = {}
+        self.links: dict[str, frozenset[int]] = {}
+        self.tokens = TokenStore()
+
+    def trust(self, key: RegisteredKey) -> None:
+        """Accept assertions signed by ``key`` (besides the process-wide keys)."""
+        self.keys[key.key_id] = key
+
+    def link(self, key_id: str, partner_ids: frozenset[int]) -> None:
+        """Let tokens of key ``key_id`` act for ``partner_ids`` only."""
+        self.links[key_id] = partner_ids
+
+    def grant(self, form: Any, now: float, wall_now: float, ttl: float) -> dict[str, Any]:
+        """Answer a token request's form: a new access token for a valid JWT-bearer grant.
+
+        Raises:
+            OAuthError: for a grant the endpoint refuses.
+        """
+        if not isinstance(form, dict) or form.get("grant_type") != JWT_GRANT_TYPE:
+            grant = form.get("grant_type") if isinstance(form, dict) else None
+            raise OAuthError("unsupported_grant_type", f"Invalid grant_type: {grant}")
+        keys = {**registered_keys(), **self.keys}
+        _, key = verify_assertion(str(form.get("assertion", "")), keys, wall_now)
+        token = self.tokens.issue(now, ttl, key.key_id)
+        return {"access_token": token, "expires_in": max(int(ttl), 0), "token_type": "Bearer"}
+
+    def allows(self, token: str, partner_id: int) -> bool:
+        """Return True when ``token``'s key may act for ``partner_id``."""
+        links = self.links.get(self.tokens.key_of(token))
+        return links is None or partner_id in links

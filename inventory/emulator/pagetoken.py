@@ -4,9 +4,12 @@ A token is base64url (no padding) of ``version | query digest | position | count
 
 - the query digest is the first 8 bytes of SHA-256 over the method and the canonical filter,
   so a token replayed against another query (other customers, section, identifier) fails;
-- ``position`` is the index (deviceId order) of the last item returned, so the next page
-  starts right after it even if devices were added or removed in between;
-- ``count`` is how many items earlier pages returned (an offset; informational);
+- ``position`` is the index (deviceId order) of the last item returned: keyset tokens (the
+  default) start the next page right after it, even if devices were added or removed in
+  between;
+- ``count`` is how many items earlier pages returned: offset tokens
+  (``Behaviour.page_tokens == "offset"``) start the next page at that index of the listing as
+  it is then. Every token carries both; the mode in force when it comes back decides;
 - the mac is the first 12 bytes of HMAC-SHA256 under a key derived from the fleet's seed and
   partner, so a token edited by hand, or issued by an emulator of another fleet, fails.
 """

@@ -96,7 +96,11 @@ class Vendor:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """One provisioning claim on a device (a DeviceClaim)."""
+    """One provisioning claim on a device (a DeviceClaim).
+
+    ``reseller_id`` is the partner that made the claim; None means the partner that registered
+    the device (``FleetStore.home``), as for every claim of a single-partner fleet.
+    """
 
     section_type: str
     owner_company_id: int | None = None
@@ -104,15 +108,16 @@ class Claim:
     vacation_mode_start_time: str | None = None
     vacation_mode_expire_time: str | None = None
     additional_service: str | None = None
+    reseller_id: int | None = None
 
     def to_json(self, reseller_id: int) -> JsonObject:
-        """Return the DeviceClaim JSON; ``reseller_id`` is the partner that claimed it."""
+        """Return the DeviceClaim JSON; ``reseller_id`` is the device's registering partner."""
         out: JsonObject = {"sectionType": self.section_type}
         if self.owner_company_id is not None:
             out["ownerCompanyId"] = str(self.owner_company_id)
         if self.google_workspace_customer_id:
             out["googleWorkspaceCustomerId"] = self.google_workspace_customer_id
-        out["resellerId"] = str(reseller_id)
+        out["resellerId"] = str(reseller_id if self.reseller_id is None else self.reseller_id)
         if self.vacation_mode_start_time:
             out["vacationModeStartTime"] = self.vacation_mode_start_time
         if self.vacation_mode_expire_time:

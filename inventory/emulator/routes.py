@@ -3,6 +3,11 @@
 Paths follow the discovery document (``v1/partners/{+partnerId}/devices:findByOwner`` ...).
 Methods of the real API that the emulator does not implement (claim, unclaim, metadata,
 customers.create, ...) answer 501 UNIMPLEMENTED; anything else is 404 NOT_FOUND.
+
+Every method answers for the partner in its path (the emulator has checked it serves it). Where
+the document leaves behaviour open, ``Behaviour`` decides (``behaviour.py``): both owner kinds in
+one findByOwner request, a cap on the ids it names, keyset or offset page tokens, how totalSize
+counts, and churn.
 """
 
 from __future__ import annotations
@@ -10,14 +15,16 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from inventory.emulator.behaviour import Behaviour
+from inventory.emulator.changes import Churn
 from inventory.emulator.fleet import Fleet
+from inventory.emulator.identify import match_identifier
+from inventory.emulator.listing import Listings, OwnerQuery
 from inventory.emulator.pagetoken import PageTokenError, PageTokens
 from inventory.emulator.records import (
-    DEVICE_TYPE_ANDROID,
-    DEVICE_TYPE_CHROME_OS,
     IDENTIFIER_FIELDS,
     SECTION_UNSPECIFIED,
     JsonObject,
@@ -49,7 +56,6 @@ UNIMPLEMENTED = re.compile(
     _P + r"(/customers|/devices:(claim|claimAsync|unclaim|unclaimAsync|updateMetadataAsync"
     r"|getSimLockState)|/devices/[^/]+/metadata)\Z"
 )
-KNOWN_TYPES = (DEVICE_TYPE_ANDROID, DEVICE_TYPE_CHROME_OS)
 PAGED_QUERY = frozenset({"pageSize", "pageToken"})
 
 
@@ -93,20 +99,30 @@ def _page_size(params: Mapping[str, str]) -> int:
 
 
 class Api:
-    """The emulated methods over one fleet.
+    """The emulated methods over one fleet (of one or several partners).
 
     Args:
         fleet: the inventory.
         tokens: the page-token signer.
         echo_input_only: return customers' input-only ``ownerEmails``.
+        behaviour: the switches for what the discovery document leaves open.
     """
 
-    def __init__(self, fleet: Fleet, tokens: PageTokens, *, echo_input_only: bool) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        tokens: PageTokens,
+        *,
+        echo_input_only: bool,
+        behaviour: Behaviour | None = None,
+    ) -> None:
         self.fleet = fleet
         self.tokens = tokens
         self.echo_input_only = echo_input_only
-        self._count_cache: dict[str, tuple[int, int]] = {}
-        self._customer_keys: tuple[int, list[int]] = (-1, [])
+        self.behaviour = behaviour or Behaviour()
+        self.churn = Churn(fleet.seed)
+        self.listings = Listings(fleet)
+        self._customer_keys: dict[int, tuple[int, list[int]]] = {}
         self.handlers: dict[str, Callable[[dict[str, str], Mapping[str, str], bytes], JsonObject]]
         self.handlers = {
             "customers.list": self.customers_list,
@@ -117,8 +133,19 @@ class Api:
             "vendors.customers.list": self.vendor_customers_list,
         }
 
+    def _partner(self, path: Mapping[str, str]) -> int:
+        """The partner in the path (a handler called without one answers for the first)."""
+        text = path.get("partnerId")
+        return self.fleet.partner_id if text is None else int64(text, "partner_id")
+
     # ------------------------------------------------------------------------- paging
+    @property
+    def offsets(self) -> bool:
+        """True when page tokens are offsets into the listing (``Behaviour.page_tokens``)."""
+        return self.behaviour.page_tokens == "offset"
+
     def _position(self, method: str, query: str, token: Any) -> tuple[int, int]:
+        """Return ``(last index returned, items returned)`` from a page token (-1, 0: none)."""
         token = string(token, "page_token") if token is not None else ""
         if not token:
             return -1, 0
@@ -129,13 +156,25 @@ class Api:
                 f"Request contains an invalid argument: invalid page token ({exc})."
             ) from exc
 
+    def _start(self, keys: Sequence[int], after: int, count: int) -> int:
+        """Where the next page starts in ascending ``keys``: after the last item returned
+        (keyset), or at the number of items returned (offset)."""
+        return min(count, len(keys)) if self.offsets else bisect_right(keys, after)
+
     def _device_page(
-        self, method: str, query: str, page: list[int], size: int, count: int, total: int
+        self,
+        method: str,
+        query: str,
+        page: list[int],
+        size: int,
+        count: int,
+        total: int,
+        partner: int,
     ) -> JsonObject:
         items = page[:size]
         out: JsonObject = {}
         if items:
-            out["devices"] = [self.fleet.device_json(i) for i in items]
+            out["devices"] = [self.fleet.device_json(i, partner) for i in items]
         if len(page) > size:
             out["nextPageToken"] = self.tokens.issue(method, query, items[-1], count + len(items))
         if total:
@@ -154,7 +193,7 @@ class Api:
         """One page of a list method over items with ascending ``keys``."""
         size = _page_size(params)
         after, count = self._position(method, query, params.get("pageToken"))
-        start = bisect_right(keys, after)
+        start = self._start(keys, after, count)
         chosen = keys[start:] if size == 0 else keys[start : start + size]
         out: JsonObject = {}
         if chosen:
@@ -169,18 +208,26 @@ class Api:
     def customers_list(
         self, path: dict[str, str], params: Mapping[str, str], body: bytes
     ) -> JsonObject:
-        """partners.customers.list: every current customer, companyId ascending."""
+        """partners.customers.list: every current customer of the partner, companyId ascending."""
         check_query(params, PAGED_QUERY)
-        fleet = self.fleet
-        if self._customer_keys[0] != fleet.version:  # one O(customers) pass per fleet version
-            current = [k for k, c in enumerate(fleet.customers) if not c.removed]
-            self._customer_keys = (fleet.version, current)
-        keys = self._customer_keys[1]
+        fleet, partner = self.fleet, self._partner(path)
+        cached = self._customer_keys.get(partner)
+        if cached is None or cached[0] != fleet.version:  # one O(customers) pass per version
+            current = [
+                k
+                for k, c in enumerate(fleet.customers)
+                if not c.removed and partner in fleet.partners_of(c.company_id)
+            ]
+            cached = self._customer_keys[partner] = (fleet.version, current)
 
         def render(k: int) -> JsonObject:
-            return fleet.customer_json(fleet.customers[k], echo_input_only=self.echo_input_only)
+            return fleet.customer_json(
+                fleet.customers[k], echo_input_only=self.echo_input_only, partner_id=partner
+            )
 
-        return self._list_page("customers.list", "", params, keys, render, "customers")
+        return self._list_page(
+            "customers.list", str(partner), params, cached[1], render, "customers"
+        )
 
     def find_by_owner(
         self, path: dict[str, str], params: Mapping[str, str], body: bytes
@@ -204,27 +251,48 @@ class Api:
                 f"Invalid value at 'customer_id': expected a list, got {json.dumps(raw_ids)}"
             )
         company_ids = {int64(v, f"customer_id[{n}]") for n, v in enumerate(raw_ids)}
-        workspace_ids = set(
-            string_list(msg.get("googleWorkspaceCustomerId", []), "google_workspace_customer_id")
+        raw_spaces = string_list(
+            msg.get("googleWorkspaceCustomerId", []), "google_workspace_customer_id"
         )
+        workspace_ids = set(raw_spaces)
         if not company_ids and not workspace_ids:
             raise invalid(
                 "Request contains an invalid argument: customer_id or "
                 "google_workspace_customer_id is required."
             )
-        query = json.dumps([section, sorted(company_ids), sorted(workspace_ids)])
-        after, count = self._position("findByOwner", query, msg.get("pageToken"))
-        fleet = self.fleet
-        page = fleet.merge_after(
-            fleet.owner_lists(section, company_ids, workspace_ids), after, size + 1
+        rules = self.behaviour
+        named = len(raw_ids) + len(raw_spaces)
+        if rules.max_ids_per_request and named > rules.max_ids_per_request:
+            raise invalid(
+                "Request contains an invalid argument: at most "
+                f"{rules.max_ids_per_request} customer_id and google_workspace_customer_id "
+                f"values are allowed in one request; got {named}."
+            )
+        both = bool(company_ids and workspace_ids)
+        if both and rules.owners == "reject":
+            raise invalid(
+                "Request contains an invalid argument: customer_id and "
+                "google_workspace_customer_id cannot be set in the same request."
+            )
+        q = OwnerQuery(
+            self._partner(path),
+            section,
+            frozenset(company_ids),
+            frozenset(workspace_ids),
+            intersect=both and rules.owners == "intersect",
         )
-        cached = self._count_cache.get(query)
-        if cached is None or cached[0] != fleet.version:
-            if len(self._count_cache) > 4096:
-                self._count_cache.clear()
-            cached = (fleet.version, fleet.count_owned(section, company_ids, workspace_ids))
-            self._count_cache[query] = cached
-        return self._device_page("findByOwner", query, page, size, count, cached[1])
+        query = q.canonical()
+        after, count = self._position("findByOwner", query, msg.get("pageToken"))
+        listings = self.listings
+        if self.churn.due(rules.churn_every):
+            listing = listings.everything(q)
+            self.churn.leave(self.fleet, q, listing, self._start(listing, after, count))
+        if self.offsets:
+            page = listings.at(q, count, size + 1)
+        else:
+            page = listings.after(q, after, size + 1)
+        total = listings.total(q, per_owner=rules.total_size == "per_owner")
+        return self._device_page("findByOwner", query, page, size, count, total, q.partner)
 
     def find_by_identifier(
         self, path: dict[str, str], params: Mapping[str, str], body: bytes
@@ -246,91 +314,37 @@ class Api:
                 enum_values("DeviceIdentifier", "deviceType"),
             )
         size = limit(msg.get("limit"))
-        matches = self.match_identifier(ident)
-        query = json.dumps(ident, sort_keys=True)
+        partner = self._partner(path)
+        matches = match_identifier(self.fleet, ident, partner)
+        query = json.dumps([partner, ident], sort_keys=True)
         after, count = self._position("findByIdentifier", query, msg.get("pageToken"))
-        start = bisect_right(matches, after)
+        start = self._start(matches, after, count)
+        page = matches[start : start + size + 1]
         return self._device_page(
-            "findByIdentifier", query, matches[start : start + size + 1], size, count, len(matches)
+            "findByIdentifier", query, page, size, count, len(matches), partner
         )
-
-    def match_identifier(self, ident: Mapping[str, str]) -> list[int]:
-        """Return the sorted indexes of devices matching a DeviceIdentifier query.
-
-        The first identifier present picks candidates: imei/imei2 (either matches either),
-        then meid/meid2, then serialNumber (any case; manufacturer required), then
-        chromeOsAttestedDeviceId. Every other field given must then match too (manufacturer
-        and model case-insensitively; deviceType ANDROID also matches devices without one).
-
-        Raises:
-            RpcError: 400 when no usable identifier is given.
-        """
-        fleet = self.fleet
-        imeis = {ident[k].strip() for k in ("imei", "imei2") if ident.get(k, "").strip()}
-        meids = {ident[k].strip().upper() for k in ("meid", "meid2") if ident.get(k, "").strip()}
-        serial = ident.get("serialNumber", "").strip().upper()
-        attested = ident.get("chromeOsAttestedDeviceId", "").strip()
-        maker = ident.get("manufacturer", "").strip().lower()
-        model = ident.get("model", "").strip().lower()
-        kind = ident.get("deviceType", "")
-        if serial and not maker:
-            raise invalid(
-                "Request contains an invalid argument: a serial_number needs a manufacturer."
-            )
-        candidates: set[int] = set()
-        if imeis:
-            for value in imeis:
-                candidates |= fleet.lookup("imei", value)
-        elif meids:
-            for value in meids:
-                candidates |= fleet.lookup("meid", value)
-        elif serial:
-            candidates = fleet.lookup("serial", serial)
-        elif attested:
-            candidates = fleet.lookup("attested", attested)
-        else:
-            raise invalid(
-                "Request contains an invalid argument: device_identifier needs an imei, meid, "
-                "serial_number (with manufacturer) or chrome_os_attested_device_id."
-            )
-        found = []
-        for i in candidates:
-            d = fleet.identifiers(i)
-            if (
-                (imeis and not imeis & {d.get("imei"), d.get("imei2")})
-                or (
-                    meids
-                    and not meids & {d.get("meid", "").upper(), d.get("meid2", "").upper()} - {""}
-                )
-                or (serial and d.get("serialNumber", "").upper() != serial)
-                or (attested and d.get("chromeOsAttestedDeviceId") != attested)
-                or (maker and d.get("manufacturer", "").lower() != maker)
-                or (model and d.get("model", "").lower() != model)
-                or (kind in KNOWN_TYPES and d.get("deviceType", DEVICE_TYPE_ANDROID) != kind)
-            ):
-                continue
-            found.append(i)
-        return sorted(found)
 
     def devices_get(
         self, path: dict[str, str], params: Mapping[str, str], body: bytes
     ) -> JsonObject:
         """partners.devices.get."""
         check_query(params, frozenset())
+        partner = self._partner(path)
         i = self.fleet.index_of(int64(path["deviceId"], "device_id"))
-        if i is None:
+        if i is None or not self.fleet.knows(i, partner):
             raise RpcError(404)
-        return self.fleet.device_json(i)
+        return self.fleet.device_json(i, partner)
 
     def vendors_list(
         self, path: dict[str, str], params: Mapping[str, str], body: bytes
     ) -> JsonObject:
         """partners.vendors.list."""
         check_query(params, PAGED_QUERY)
-        vendors, pid = self.fleet.vendors, self.fleet.partner_id
+        pid = self._partner(path)
+        vendors = self.fleet.vendors_of(pid)
         keys = list(range(len(vendors)))
         return self._list_page(
-            "vendors.list", "", params, keys, lambda v: vendors[v].to_json(pid), "vendors"
+            "vendors.list", str(pid), params, keys, lambda v: vendors[v].to_json(pid), "vendors"
         )
 
     def vendor_customers_list(
@@ -338,11 +352,12 @@ class Api:
     ) -> JsonObject:
         """partners.vendors.customers.list."""
         check_query(params, PAGED_QUERY)
+        pid = self._partner(path)
         vendor_id = int64(path["vendorId"], "vendor_id")
-        vendor = next((v for v in self.fleet.vendors if v.company_id == vendor_id), None)
+        vendor = next((v for v in self.fleet.vendors_of(pid) if v.company_id == vendor_id), None)
         if vendor is None:
             raise RpcError(404)
-        prefix = f"partners/{self.fleet.partner_id}/vendors/{vendor_id}/customers"
+        prefix = f"partners/{pid}/vendors/{vendor_id}/customers"
         companies = vendor.customers
 
         def render(k: int) -> JsonObject:
@@ -351,7 +366,7 @@ class Api:
 
         keys = list(range(len(companies)))
         return self._list_page(
-            "vendors.customers.list", str(vendor_id), params, keys, render, "customers"
+            "vendors.customers.list", f"{pid}/{vendor_id}", params, keys, render, "customers"
         )
 
 

@@ -2,8 +2,10 @@
 
 ``serve(emu)`` starts a threaded server (keep-alive, one thread per connection) and returns a
 ``LoopbackServer``; ``close()`` (or leaving its ``with`` block) stops it and closes every open
-connection. A dropped-connection fault closes the socket without answering.
-``run_server_forever`` is what ``zt-inventory emulator`` calls.
+connection. A dropped-connection fault closes the socket without answering. Bodies go out as
+the emulator encoded them (gzipped when the request asked the Google way). A client that hangs
+up mid-answer (a cancelled sync) is no error: the server drops the connection quietly, with no
+traceback on stderr. ``run_server_forever`` is what ``zt-inventory emulator`` calls.
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ import contextlib
 import ipaddress
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 
 import httpx
 
-from inventory.emulator.app import TOKEN_PATH, Emulator
+from inventory.emulator.app import Emulator
+from inventory.emulator.behaviour import Behaviour
 from inventory.emulator.faults import FaultConfig
 from inventory.emulator.generate import generate_fleet
 from inventory.emulator.oauth import write_service_account_key
+from inventory.emulator.requestlog import TOKEN_PATH
 
 _HOP_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive"})
 
@@ -40,6 +46,14 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         host, port = str(self.server_address[0]), self.server_address[1]
         self.base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        """Stay quiet when the client went away (reset, broken pipe); report anything else."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -89,15 +103,23 @@ class _Handler(BaseHTTPRequestHandler):
         except httpx.TransportError:
             self.close_connection = True  # the fault: close without a byte of answer
             return
+        body = _wire_bytes(response)
         self.send_response(response.status_code)
         for name, value in response.headers.items():
             if name.lower() not in _HOP_HEADERS:
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.content)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(response.content)
+        self.wfile.write(body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+
+def _wire_bytes(response: httpx.Response) -> bytes:
+    """The body as encoded for the wire: ``response.content`` is already decoded from gzip."""
+    if isinstance(response.stream, httpx.ByteStream):
+        return b"".join(response.stream)
+    return response.content
 
 
 def _check_loopback(host: str) -> None:
@@ -199,6 +221,8 @@ def run_server_forever(
     ready: Callable[[LoopbackServer], None] | None = None,
     stop: threading.Event | None = None,
     log_limit: int = 10_000,
+    behaviour: Behaviour | None = None,
+    partners: int = 1,
 ) -> None:
     """Generate a fleet and serve it on loopback until ``stop`` is set or an interrupt.
 
@@ -206,23 +230,38 @@ def run_server_forever(
     KeyboardInterrupt propagates after the server is closed.
 
     Args:
-        devices: devices in the generated fleet.
-        customers: customers in the generated fleet.
+        devices: devices in the generated fleet (per partner).
+        customers: customers in the generated fleet (per partner).
         seed: the fleet seed.
         port: TCP port (0 picks a free one).
         faults: fault settings (CLI: ``--latency``, ``--quota``, ``--fail-every``,
             ``--error-rate``, ``--drop-rate``, ``--token-ttl``).
-        partner_id: the partner ID the emulator answers for.
+        partner_id: the partner ID the emulator answers for (the first, with ``partners``).
         host: a loopback address.
         auth: ``"anonymous"`` or ``"token"`` (bearer tokens from ``/token`` required).
         service_account_key: when given, write a service-account key file there whose
-            token_uri points at this server.
+            token_uri points at this server (it acts for every partner).
         ready: called with the running server before blocking.
         stop: set it (from another thread) to return.
         log_limit: request-log records kept in memory.
+        behaviour: what the emulator does where the discovery document leaves it open (CLI:
+            ``--owners``, ``--max-ids-per-request``, ``--page-tokens``, ``--total-size``,
+            ``--churn-every``).
+        partners: how many reseller partners to serve (ids ``partner_id`` upwards).
+
+    Raises:
+        OSError: when the port cannot be bound (``errno.EADDRINUSE``: it is in use).
     """
-    fleet = generate_fleet(devices=devices, customers=customers, seed=seed, partner_id=partner_id)
-    emu = Emulator(fleet, faults=faults or FaultConfig(), auth=auth, log_limit=log_limit)
+    fleet = generate_fleet(
+        devices=devices, customers=customers, seed=seed, partner_id=partner_id, partners=partners
+    )
+    emu = Emulator(
+        fleet,
+        faults=faults or FaultConfig(),
+        auth=auth,
+        log_limit=log_limit,
+        behaviour=behaviour,
+    )
     event = stop or threading.Event()
     with serve(emu, host=host, port=port) as server:
         if service_account_key is not None:

@@ -2,40 +2,38 @@
 
 A generated device is an index ``i``. Per index the fleet stores one byte (its model) and two
 int32s (its zero-touch and SIM-lock owners); identifiers, flags, vacation mode and metadata are
-derived from ``(seed, i)`` on demand (``codec.py``). Mutations are kept as per-device overrides,
-and devices added later get indexes past the generated ones, so device-ID order is index order.
+derived from ``(seed, i)`` on demand (``codec.py``, ``derive.py``). Mutations are kept as
+per-device overrides, and devices added later get indexes past the generated ones, so device-ID
+order is index order.
 
 Owner codes in ``zt``/``sl``: ``k >= 0`` is ``customers[k]``; ``-1`` no claim; ``-2 - g`` (``zt``
 only) a claim by Google Workspace account ``workspace_accounts[g]`` alone (no ownerCompanyId).
 
-``_index`` maps ``(section, "c", companyId)`` and ``(section, "g", workspaceId)`` to the sorted
-indexes of the devices claimed so, so findByOwner pages cost O(page), not O(fleet).
+One fleet may serve several reseller partners (``PartnerLayout``): each partner's generated
+devices are one block of indexes, a customer is shown to the partners it is a member of, and a
+claim carries the partner that made it (``Claim.reseller_id``; None: the device's ``home``
+partner, the one that registered it). A partner knows a device it registered or holds a claim on.
+
+``index`` (``index.OwnerIndex``) maps ``(section, partner, "c", companyId)`` and
+``(section, partner, "g", workspaceId)`` to the sorted indexes of the devices claimed so, so
+findByOwner pages cost O(page), not O(fleet).
 """
 
 from __future__ import annotations
 
-import heapq
-import random
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 
 from inventory.emulator.codec import IdentifierCodec, mix64
-from inventory.emulator.names import (
-    CDMA,
-    CHROME,
-    LONG_VALUE_UNIT,
-    METADATA_KEYS,
-    METADATA_VALUES,
-    MODELS,
-    PHONE,
-    WIFI,
-)
+from inventory.emulator.derive import android_zt_claim, metadata
+from inventory.emulator.index import OwnerIndex, claim_keys
+from inventory.emulator.names import CDMA, CHROME, MODELS, PHONE, WIFI
 from inventory.emulator.records import (
-    DEVICE_PROTECTION,
     DEVICE_TYPE_ANDROID,
     DEVICE_TYPE_CHROME_OS,
+    SECTION_SIM_LOCK,
     SECTION_ZERO_TOUCH,
     Claim,
     Company,
@@ -46,31 +44,40 @@ from inventory.emulator.records import (
 DEVICE_ID_STRIDE = 7
 LOW_DEVICE_BASE = 30_000_000_000  # ids like the real service's 11-digit ones...
 HIGH_DEVICE_BASE = 2**53 + 1_000_003  # ...and ids a float64 cannot hold exactly
-_VACATION_EPOCH = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 _KINDS = [m.kind for m in MODELS]
 
-IndexKey = tuple[str, str, int | str]
 
+@dataclass(frozen=True)
+class PartnerLayout:
+    """How one fleet's devices, customers and vendors divide among reseller partners.
 
-def rfc3339(seconds: int, millis: int = 0) -> str:
-    """Format a UTC Unix time as RFC 3339 with a ``Z``, with milliseconds only when nonzero."""
-    text = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+    Attributes:
+        ids: the partner ids; the first is ``fleet.partner_id``.
+        starts: per partner, the first index of its block of generated devices (the first is 0).
+        members: companyId -> the partners whose customers.list shows it (absent: the first).
+        vendors: partner id -> its vendors.
+    """
+
+    ids: tuple[int, ...]
+    starts: tuple[int, ...] = (0,)
+    members: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    vendors: dict[int, list[Vendor]] = field(default_factory=dict)
 
 
 class FleetStore:
     """Storage and queries of a fleet; ``fleet.Fleet`` adds the mutations.
 
     Args:
-        partner_id: the reseller's partner ID (also every claim's resellerId).
+        partner_id: the (first) reseller's partner ID.
         seed: the seed every derived value depends on.
-        customers: the partner's customers, companyId ascending.
-        workspace_accounts: Google Workspace customer IDs that own Chrome OS devices without a
-            zero-touch customer of their own.
-        vendors: the partner's vendors.
+        customers: every partner's customers, companyId ascending.
+        workspace_accounts: Google Workspace customer IDs that Chrome OS devices are claimed by
+            alone (no ownerCompanyId): accounts of no zero-touch customer, and customers' own.
+        vendors: the (first) partner's vendors.
         models: per device index, an index into ``names.MODELS``.
         zt: per device index, the zero-touch owner code (module docstring).
         sl: per device index, the SIM-lock owner code.
+        partners: the layout of a fleet of several partners (None: one partner, ``partner_id``).
     """
 
     def __init__(
@@ -84,13 +91,22 @@ class FleetStore:
         models: bytearray,
         zt: array[int],
         sl: array[int],
+        partners: PartnerLayout | None = None,
     ) -> None:
+        layout = partners or PartnerLayout((partner_id,))
+        if layout.ids[0] != partner_id or len(layout.starts) != len(layout.ids):
+            raise ValueError("the layout must list partner_id first and one start per partner")
         self.partner_id = partner_id
+        self.partner_ids = layout.ids
         self.seed = seed
         self.customers = customers
         self.workspace_accounts = workspace_accounts
         self.vendors = vendors
         self.version = 0  # bumped by every mutation
+        self._starts = layout.starts
+        self._members = dict(layout.members)
+        self._vendors = {**layout.vendors, partner_id: vendors}
+        self._home_over: dict[int, int] = {}  # added or transferred devices
         self._models = models
         self._zt = zt
         self._sl = sl
@@ -105,7 +121,7 @@ class FleetStore:
         self._ident_over: dict[int, dict[str, str]] = {}
         self._ident_lookup: dict[tuple[str, str], set[int]] = {}
         self._removed: set[int] = set()
-        self._index: dict[IndexKey, array[int]] = {}
+        self.index = OwnerIndex()
         self._build_index()
 
     # ----------------------------------------------------------------- identity and order
@@ -148,12 +164,39 @@ class FleetStore:
         removed = self._removed
         return (i for i in range(self._n_total) if i not in removed)
 
-    def company(self, company_id: int) -> Company | None:
-        """Return the current customer with ``company_id``, or None."""
+    def company(self, company_id: int, partner_id: int | None = None) -> Company | None:
+        """Return the current customer with ``company_id`` (of ``partner_id``), or None."""
         k = self._company_index.get(company_id)
         if k is None or self.customers[k].removed:
             return None
+        if partner_id is not None and partner_id not in self.partners_of(company_id):
+            return None
         return self.customers[k]
+
+    # ----------------------------------------------------------------------- partners
+    def partners_of(self, company_id: int) -> tuple[int, ...]:
+        """Return the partners whose customers.list shows customer ``company_id``."""
+        return self._members.get(company_id, (self.partner_id,))
+
+    def vendors_of(self, partner_id: int) -> list[Vendor]:
+        """Return partner ``partner_id``'s vendors."""
+        return self._vendors.get(partner_id, [])
+
+    def home(self, i: int) -> int:
+        """Return the partner that registered device ``i``."""
+        over = self._home_over.get(i)
+        if over is not None:
+            return over
+        if len(self._starts) == 1 or i >= self._n_base:
+            return self.partner_id
+        return self.partner_ids[bisect_right(self._starts, i) - 1]
+
+    def knows(self, i: int, partner_id: int) -> bool:
+        """Return True when partner ``partner_id`` registered device ``i`` or claimed it."""
+        home = self.home(i)
+        return home == partner_id or any(
+            (home if c.reseller_id is None else c.reseller_id) == partner_id for c in self.claims(i)
+        )
 
     # ------------------------------------------------------------------- derived content
     def _hash(self, i: int) -> int:
@@ -202,7 +245,7 @@ class FleetStore:
         out: list[Claim] = []
         s = self._sl[i]
         if s >= 0:
-            out.append(Claim("SECTION_TYPE_SIM_LOCK", self.customers[s].company_id))
+            out.append(Claim(SECTION_SIM_LOCK, self.customers[s].company_id))
         z = self._zt[i]
         if z >= 0:
             cust = self.customers[z]
@@ -217,80 +260,61 @@ class FleetStore:
         return tuple(out)
 
     def _android_zt_claim(self, i: int, company_id: int) -> Claim:
-        h = self._hash(i)
-        start = expire = service = None
-        if (h >> 30) & 1023 < 12:
-            h2 = mix64(h)
-            begin = _VACATION_EPOCH + h2 % (540 * 86400)
-            start = rfc3339(begin, (h2 >> 40) % 1000 if (h2 >> 38) & 1 else 0)
-            expire = rfc3339(begin + (30 + (h2 >> 20) % 150) * 86400)
-        if (h >> 40) & 1023 < 25:
-            service = DEVICE_PROTECTION
-        return Claim(SECTION_ZERO_TOUCH, company_id, None, start, expire, service)
+        return android_zt_claim(self._hash(i), company_id)
 
     def metadata(self, i: int) -> dict[str, str]:
         """Return device ``i``'s metadata entries (often none; sometimes dozens, long, unicode)."""
         over = self._meta_over.get(i)
         if over is not None:
             return dict(over)
-        if i >= self._n_base:
-            return {}
-        h = self._hash(i)
-        c = (h >> 50) & 1023
-        if c < 460:
-            return {}
-        n = (
-            1 + c % 2
-            if c < 770
-            else 3 + c % 4
-            if c < 945
-            else 7 + c % 9
-            if c < 1015
-            else 16 + c % 25
-        )
-        rng = random.Random(h)
-        keys = rng.sample(METADATA_KEYS, min(n, len(METADATA_KEYS)))
-        keys += [f"custom_field_{k}" for k in range(n - len(keys))]
-        out: dict[str, str] = {}
-        for key in keys:
-            roll = rng.random()
-            if key == "asset_tag":
-                out[key] = f"AT-{rng.randrange(10**6):06d}"
-            elif roll < 0.04:
-                out[key] = LONG_VALUE_UNIT * rng.randint(8, 60)
-            else:
-                out[key] = rng.choice(METADATA_VALUES)
-        return out
+        return metadata(self._hash(i)) if i < self._n_base else {}
 
-    def device_json(self, i: int) -> JsonObject:
-        """Return device ``i`` exactly as the API encodes a Device."""
+    def device_json(self, i: int, partner_id: int | None = None) -> JsonObject:
+        """Return device ``i`` exactly as the API encodes a Device for ``partner_id``.
+
+        Args:
+            i: the device index.
+            partner_id: the partner asking (its id is in ``name``); None: the device's home.
+        """
         did = self.device_id(i)
         out: JsonObject = {"deviceId": str(did)}
         claims = self.claims(i)
+        home = self.home(i)
         if claims:
-            pid = self.partner_id
-            out["claims"] = [c.to_json(pid) for c in claims]
+            out["claims"] = [c.to_json(home) for c in claims]
         out["deviceIdentifier"] = self.identifiers(i)
         meta = self.metadata(i)
         if meta:
             out["deviceMetadata"] = {"entries": meta}
-        out["name"] = f"partners/{self.partner_id}/devices/{did}"
+        out["name"] = f"partners/{home if partner_id is None else partner_id}/devices/{did}"
         return out
 
     # -------------------------------------------------------------------- owner indexes
+    def _blocks(self) -> Iterator[tuple[int, int, int]]:
+        """Yield ``(start, end, partner)`` for each partner's block of generated devices."""
+        ends = [*self._starts[1:], self._n_base]
+        return zip(self._starts, ends, self.partner_ids, strict=True)
+
+    def block(self, partner_id: int) -> range:
+        """Return the indexes of the devices generated for ``partner_id``."""
+        for start, end, pid in self._blocks():
+            if pid == partner_id:
+                return range(start, end)
+        return range(0)
+
     def _build_index(self) -> None:
         customers, accounts, models = self.customers, self.workspace_accounts, self._models
-        zc: list[array[int]] = [array("I") for _ in customers]
-        sc: list[array[int]] = [array("I") for _ in customers]
-        zg: dict[str, array[int]] = {}
-        z_add = [a.append for a in zc]
-        for i, z in enumerate(self._zt):
-            if z >= 0:
-                z_add[z](i)
-        s_add = [a.append for a in sc]
-        for i, s in enumerate(self._sl):
-            if s >= 0:
-                s_add[s](i)
+        arrays = self.index.arrays
+        for start, end, pid in self._blocks():
+            for section, codes in ((SECTION_ZERO_TOUCH, self._zt), (SECTION_SIM_LOCK, self._sl)):
+                owned: list[array[int]] = [array("I") for _ in customers]
+                add = [a.append for a in owned]
+                for i, z in enumerate(codes[start:end], start):
+                    if z >= 0:
+                        add[z](i)
+                for k, c in enumerate(customers):
+                    if owned[k]:
+                        arrays[(section, pid, "c", c.company_id)] = owned[k]
         chrome: list[int] = []  # Chrome OS devices, found at C speed with bytearray.find
         for m, spec in enumerate(MODELS):
             if spec.kind == CHROME:
@@ -304,73 +328,49 @@ class FleetStore:
             if z <= -2:
                 gws = accounts[-2 - z]
             if gws:
-                zg.setdefault(gws, array("I")).append(i)
-        for k, c in enumerate(customers):
-            if zc[k]:
-                self._index[(SECTION_ZERO_TOUCH, "c", c.company_id)] = zc[k]
-            if sc[k]:
-                self._index[("SECTION_TYPE_SIM_LOCK", "c", c.company_id)] = sc[k]
-        for gws, arr in zg.items():
-            self._index[(SECTION_ZERO_TOUCH, "g", gws)] = arr
-
-    @staticmethod
-    def _claim_keys(claims: Iterable[Claim]) -> Iterator[IndexKey]:
-        for c in claims:
-            if c.owner_company_id is not None:
-                yield (c.section_type, "c", c.owner_company_id)
-            if c.google_workspace_customer_id:
-                yield (c.section_type, "g", c.google_workspace_customer_id)
+                key = (SECTION_ZERO_TOUCH, self.home(i), "g", gws)
+                arrays.setdefault(key, array("I")).append(i)
 
     def _reindex(self, i: int, old: Iterable[Claim], new: Iterable[Claim]) -> None:
-        for key in self._claim_keys(old):
-            arr = self._index.get(key)
-            if arr is not None:
-                pos = bisect_left(arr, i)
-                if pos < len(arr) and arr[pos] == i:
-                    del arr[pos]
-        for key in self._claim_keys(new):
-            arr = self._index.setdefault(key, array("I"))
-            pos = bisect_left(arr, i)
-            if pos == len(arr) or arr[pos] != i:
-                arr.insert(pos, i)
+        home = self.home(i)
+        self.index.replace(i, list(claim_keys(old, home)), list(claim_keys(new, home)))
 
     def owner_lists(
-        self, section: str, company_ids: Iterable[int], workspace_ids: Iterable[str]
+        self,
+        section: str,
+        company_ids: Iterable[int],
+        workspace_ids: Iterable[str],
+        partner_id: int | None = None,
     ) -> list[array[int]]:
-        """Return the sorted index arrays of devices claimed in ``section`` by these owners."""
-        keys: list[IndexKey] = [(section, "c", c) for c in set(company_ids)]
-        keys += [(section, "g", g) for g in set(workspace_ids)]
-        return [arr for key in keys if (arr := self._index.get(key))]
+        """Return the sorted index arrays of devices claimed in ``section`` by these owners.
 
-    @staticmethod
-    def merge_after(lists: list[array[int]], after: int, limit: int) -> list[int]:
-        """Return up to ``limit`` distinct indexes above ``after`` from sorted ``lists``."""
-        heap = []
-        for n, arr in enumerate(lists):
-            pos = bisect_right(arr, after)
-            if pos < len(arr):
-                heap.append((arr[pos], n, pos))
-        heapq.heapify(heap)
-        out: list[int] = []
-        while heap and len(out) < limit:
-            value, n, pos = heap[0]
-            if not out or out[-1] != value:
-                out.append(value)
-            arr = lists[n]
-            if pos + 1 < len(arr):
-                heapq.heapreplace(heap, (arr[pos + 1], n, pos + 1))
-            else:
-                heapq.heappop(heap)
-        return out
+        Args:
+            section: the section type.
+            company_ids: companies (customers).
+            workspace_ids: Google Workspace customer ids.
+            partner_id: the partner whose claims count (None: the first).
+        """
+        partner = self.partner_id if partner_id is None else partner_id
+        return self.index.lists(section, partner, company_ids, workspace_ids)
 
-    def count_owned(self, section: str, company_ids: set[int], workspace_ids: set[str]) -> int:
+    def section_claim(self, i: int, section: str) -> Claim | None:
+        """Return device ``i``'s claim in ``section`` (a device has at most one), or None."""
+        return next((c for c in self.claims(i) if c.section_type == section), None)
+
+    def count_owned(
+        self,
+        section: str,
+        company_ids: set[int],
+        workspace_ids: set[str],
+        partner_id: int | None = None,
+    ) -> int:
         """Count distinct devices claimed in ``section`` by any of these owners."""
-        total = sum(len(a) for a in self.owner_lists(section, company_ids, []))
-        for arr in self.owner_lists(section, [], workspace_ids):
+        total = sum(len(a) for a in self.owner_lists(section, company_ids, [], partner_id))
+        for arr in self.owner_lists(section, [], workspace_ids, partner_id):
             total += len(arr)
             if company_ids:  # a claim can name both a company and a Workspace account
                 for i in arr:
-                    for c in self.claims(i):
-                        if c.section_type == section and c.owner_company_id in company_ids:
-                            total -= 1
+                    claim = self.section_claim(i, section)
+                    if claim is not None and claim.owner_company_id in company_ids:
+                        total -= 1
         return total
