@@ -3,11 +3,13 @@
 The public tables (``customers``, ``devices``, ``device_claims``, ``device_metadata``,
 ``device_versions``, ``identifier_lookups``, ``sync_runs``, ``sync_listings``) and the views
 (``v_devices``, ``v_customer_device_counts``) are the product's interface: users' SQL and
-dashboards depend on their names. The ``sync_staging_*`` tables belong to the collector: pages
-stream into them during a run and one short transaction merges them into the public tables.
+dashboards depend on their names. Their schema is created by Alembic migrations
+(``migrations/``); a test checks that these models and the migrations agree.
 
-The schema itself is created by Alembic migrations (``migrations/``); a test checks that these
-models and the migrations agree.
+The ``sync_staging_*`` tables belong to the collector: a run creates them as TEMPORARY tables
+on its own writer connection (see ``inventory.sync.staging``), pages stream into them, and one
+short transaction merges them into the public tables. They live on a metadata of their own,
+so no migration creates them and no reader of the database ever sees them.
 """
 
 from __future__ import annotations
@@ -266,46 +268,69 @@ class IdentifierLookup(Base):
     looked_up_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-# --- private staging tables of a run (emptied at the start and end of every run; UNLOGGED on
-# PostgreSQL since revision 0002: they need no WAL) ----------------------------------------
+# --- private staging tables of a run: TEMPORARY, on the run's writer connection only ---------
 
 
-class StagingDevice(DeviceFields, Base):
-    """A device as one listing of a run saw it; content only when new or changed."""
+class StagingBase(DeclarativeBase):
+    """The staging tables' own metadata: created per run, never by a migration."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = Base.type_annotation_map
+
+
+_TEMPORARY = {"prefixes": ["TEMPORARY"]}
+
+
+class StagingDevice(DeviceFields, StagingBase):
+    """A device the run saw, as the first listing that returned it saw it; content only when
+    new or changed. ``change``: same / added / changed / reappeared, then incomplete or removed
+    as the merge decides."""
 
     __tablename__ = "sync_staging_devices"
+    __table_args__ = _TEMPORARY
 
-    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    listing_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    change: Mapped[str] = mapped_column(String(16))  # same / added / changed / reappeared
+    listing_id: Mapped[int] = mapped_column(Integer)
+    change: Mapped[str] = mapped_column(String(16))
     content_hash: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[int | None] = mapped_column(BigInteger)
     owner_company_id: Mapped[int | None] = mapped_column(BigInteger)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
-class StagingClaim(ClaimFields, Base):
+class StagingSighting(StagingBase):
+    """A listing that returned a device the run had already staged (from another listing, or
+    earlier in the same one): what decides whether the device counts as seen by a complete
+    listing, without a pass over every staged device."""
+
+    __tablename__ = "sync_staging_sightings"
+    __table_args__ = _TEMPORARY
+
+    device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    listing_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class StagingClaim(ClaimFields, StagingBase):
     """A claim of a new or changed device of a run."""
 
     __tablename__ = "sync_staging_claims"
+    __table_args__ = _TEMPORARY
 
-    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     section_type: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
-class StagingMetadata(MetadataFields, Base):
+class StagingMetadata(MetadataFields, StagingBase):
     """A metadata entry of a new or changed device of a run."""
 
     __tablename__ = "sync_staging_metadata"
+    __table_args__ = _TEMPORARY
 
-    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
-class StagingCoverage(Base):
+class StagingCoverage(StagingBase):
     """An owner a run asked about, and whether its listing arrived whole.
 
     A current device that a run did not see is marked removed only when every owner of its
@@ -314,37 +339,28 @@ class StagingCoverage(Base):
     """
 
     __tablename__ = "sync_staging_coverage"
+    __table_args__ = _TEMPORARY
 
-    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     section_type: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner_kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # company / workspace
     owner_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     complete: Mapped[bool] = mapped_column(Boolean)
 
 
-class StagingCustomer(CustomerFields, Base):
+class StagingCustomer(CustomerFields, StagingBase):
     """A customer as ``customers.list`` returned it in a run."""
 
     __tablename__ = "sync_staging_customers"
+    __table_args__ = _TEMPORARY
 
-    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     company_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
-def table_of(model: type[Base]) -> Table:
+def table_of(model: type[Base] | type[StagingBase]) -> Table:
     """The ``Table`` of a mapped class (``__table__`` is typed as a plain ``FromClause``)."""
     table = model.__table__
     assert isinstance(table, Table)
     return table
 
 
-STAGING_TABLES = tuple(
-    Base.metadata.tables[name]
-    for name in (
-        "sync_staging_devices",
-        "sync_staging_claims",
-        "sync_staging_metadata",
-        "sync_staging_coverage",
-        "sync_staging_customers",
-    )
-)
+STAGING_TABLES = tuple(StagingBase.metadata.sorted_tables)

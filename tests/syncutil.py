@@ -203,3 +203,21 @@ def iter_listing_bodies(emu: Emulator, method: str = "findByOwner") -> Iterator[
     for record in emu.request_log:
         if getattr(record, "method", None) == method:
             yield record.body
+
+
+def staging_tables(engine: Engine) -> list[str]:
+    """The ``sync_staging_*`` tables another connection can see: none, since a run's staging
+    tables are TEMPORARY tables of its own connection (revision 0003)."""
+    from sqlalchemy import inspect
+
+    return [t for t in inspect(engine).get_table_names() if t.startswith("sync_staging")]
+
+
+def commit_now(conn: Any) -> None:
+    """Commit the connection's open transaction behind SQLAlchemy's back and open another, as a
+    merge that forgot its transaction would: for negative controls only. The staging tables
+    are temporary tables of the writer connection, so the statements must stay on it."""
+    raw = conn.connection.dbapi_connection
+    raw.commit()
+    if conn.dialect.name == "sqlite":  # the engine leaves BEGIN to SQLAlchemy: open the next
+        raw.execute("BEGIN")

@@ -19,6 +19,7 @@ from inventory import db
 from inventory.errors import SchemaMismatchError
 from inventory.models import Base, Customer, Device, DeviceClaim, DeviceMetadata
 from inventory.store import make_engine
+from tests.syncutil import staging_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_TABLES = {
@@ -201,18 +202,18 @@ def _staging_persistence(engine: Engine) -> set[str]:
         return {r[0] for r in conn.execute(text(sql))}
 
 
-def test_staging_tables_are_unlogged_on_postgresql(postgres_url: str) -> None:
-    """Throwaway rows need no WAL (revision 0002); downgrading makes them ordinary again.
-
-    PostgreSQL only: SQLite has no unlogged tables, and 0002 does nothing there.
-    """
-    engine = make_engine(postgres_url)
+def test_staging_tables_leave_the_schema(db_url: str) -> None:
+    """Revision 0003 drops the permanent staging tables (runs stage into TEMPORARY tables);
+    downgrading to 0002 brings them back as they were, UNLOGGED on PostgreSQL."""
+    engine = make_engine(db_url)
     try:
         db.upgrade(engine)
-        assert _staging_persistence(engine) == {"u"}  # 5 tables and their indexes
-        db.downgrade(engine, "0001")
-        assert _staging_persistence(engine) == {"p"}
+        assert staging_tables(engine) == []
+        db.downgrade(engine, "0002")
+        assert len(staging_tables(engine)) == 5
+        if engine.dialect.name == "postgresql":
+            assert _staging_persistence(engine) == {"u"}  # 5 tables and their indexes
         db.upgrade(engine)
-        assert _staging_persistence(engine) == {"u"}
+        assert staging_tables(engine) == []
     finally:
         engine.dispose()

@@ -38,7 +38,14 @@ from tests.helpers.reliability import (
     history_is_consistent,
     projection,
 )
-from tests.syncutil import assert_equals_fleet, expected_devices, settings_for, snapshot, sync
+from tests.syncutil import (
+    assert_equals_fleet,
+    expected_devices,
+    settings_for,
+    snapshot,
+    staging_tables,
+    sync,
+)
 
 CHILD = REPO / "tests" / "helpers" / "crash_child.py"
 LOCK_GRACE_S = 3.0  # the dead process's lock must be free within this (PG notices the EOF)
@@ -211,9 +218,7 @@ def test_sigkill_leaves_the_old_or_the_new_snapshot(
             0,
         )
     assert [r["status"] for r in _runs(engine) if r["status"] == "running"] == []
-    with engine.connect() as conn:
-        for table in ("sync_staging_devices", "sync_staging_claims", "sync_staging_customers"):
-            assert conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar() == 0, table
+    assert staging_tables(engine) == []
 
 
 @pytest.mark.slow

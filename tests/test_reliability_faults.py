@@ -35,6 +35,7 @@ from tests.syncutil import (
     expected_devices,
     settings_for,
     snapshot,
+    staging_tables,
     sync,
 )
 
@@ -122,9 +123,7 @@ def _run_row(engine: Engine, run_id: int | None) -> dict[str, Any]:
 
 
 def _staging_rows(engine: Engine) -> int:
-    tables = ("sync_staging_devices", "sync_staging_claims", "sync_staging_customers")
-    with engine.connect() as conn:
-        return sum(conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in tables)
+    return len(staging_tables(engine))
 
 
 @pytest.mark.parametrize(

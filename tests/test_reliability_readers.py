@@ -28,7 +28,13 @@ from inventory.emulator import Emulator, generate_fleet
 from inventory.store import make_engine
 from inventory.sync import merge
 from tests.helpers.reliability import owned_by
-from tests.syncutil import assert_equals_fleet, expected_devices, settings_for, sync
+from tests.syncutil import (
+    assert_equals_fleet,
+    commit_now,
+    expected_devices,
+    settings_for,
+    sync,
+)
 
 ZT = "SECTION_TYPE_ZERO_TOUCH"
 ROUNDS = 5
@@ -197,8 +203,8 @@ def test_the_reader_catches_a_merge_that_is_not_atomic(
     def split_apply(conn: Connection, run_id: int, *rest: Any) -> None:
         class OwnTransactions:
             def execute(self, *args: Any, **kwargs: Any) -> Any:
-                with conn.engine.begin() as own:
-                    result = own.execute(*args, **kwargs)
+                result = conn.execute(*args, **kwargs)
+                commit_now(conn)
                 time.sleep(0.03)
                 return result
 

@@ -38,6 +38,7 @@ from inventory.errors import LockedError
 from inventory.scheduler import MISFIRE_GRACE_S, SyncService, build_trigger, summary_line
 from inventory.store import make_engine
 from inventory.sync import SyncResult
+from tests.syncutil import staging_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTNER = 1234567
@@ -335,8 +336,7 @@ def test_schedule_runs_on_its_interval_and_stops_cleanly_on_sigterm(
     assert "cancelled" in last
     assert scalar("SELECT COUNT(*) FROM device_versions") == snapshot
     assert scalar("SELECT COUNT(*) FROM devices WHERE removed_at IS NULL") == devices
-    for table in ("sync_staging_devices", "sync_staging_claims", "sync_staging_coverage"):
-        assert scalar(f"SELECT COUNT(*) FROM {table}") == 0
+    assert staging_tables(engine) == []
     # one log line per run
     runs = scalar("SELECT COUNT(*) FROM sync_runs")
     assert len(re.findall(r" sync run \d+ (succeeded|failed|partial) in ", text_log)) == runs

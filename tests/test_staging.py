@@ -1,68 +1,122 @@
-"""Staging housekeeping on both databases: emptying the tables, and the planner's statistics."""
+"""Staging on both databases: private temporary tables, one row per device, sightings, and the
+planner's statistics."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from inventory.emulator import Emulator, generate_fleet
 from inventory.store.runs import ListingKind, ListingResult
 from inventory.sync import merge, staging
-from tests.syncutil import settings_for, sync
+from inventory.transform import to_device_rows
+from tests.syncutil import settings_for, staging_tables, sync
+
+ZT = "SECTION_TYPE_ZERO_TOUCH"
+
+
+@pytest.fixture
+def writer(engine: Engine) -> Iterator[Connection]:
+    """A writer connection with its staging tables."""
+    with engine.connect() as conn:
+        staging.create(conn)
+        yield conn
+
+
+def _rows(*device_ids: int) -> list[Any]:
+    return [to_device_rows({"deviceId": str(d), "claims": []}, 1) for d in device_ids]
+
+
+def _all(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
+    with conn.begin():
+        return [tuple(r) for r in conn.execute(text(sql))]
+
+
+def test_staging_tables_are_private_to_the_writer_and_go_with_it(engine: Engine) -> None:
+    with engine.connect() as conn:
+        staging.create(conn)
+        stager = staging.Stager(conn)
+        stager.add_page(1, _rows(10, 11))
+        stager.flush()
+        assert _all(conn, "SELECT device_id FROM sync_staging_devices ORDER BY 1") == [
+            (10,),
+            (11,),
+        ]
+        assert staging_tables(engine) == []  # another connection sees none of them
+        staging.create(conn)  # a second run on the same connection starts empty
+        assert _all(conn, "SELECT COUNT(*) FROM sync_staging_devices") == [(0,)]
+        staging.drop(conn)
+    assert staging_tables(engine) == []
+
+
+def test_a_device_returned_again_is_a_sighting_not_a_second_row(writer: Connection) -> None:
+    stager = staging.Stager(writer, batch_size=2)
+    stager.add_page(1, _rows(10, 11))  # flushed: a batch of 2
+    stager.add_page(2, _rows(11, 12, 12))  # 11 again (another batch), 12 twice in one
+    stager.add_page(1, _rows(10))
+    stager.flush()
+    assert _all(writer, "SELECT device_id, listing_id FROM sync_staging_devices ORDER BY 1") == [
+        (10, 1),
+        (11, 1),
+        (12, 2),
+    ]
+    assert _all(writer, "SELECT device_id, listing_id FROM sync_staging_sightings ORDER BY 1") == [
+        (10, 1),
+        (11, 2),
+        (12, 2),
+    ]
+    assert stager.staged == 3
+    assert merge.repeated_per_listing(writer) == {1: 1, 2: 1}
+
+
+def test_only_devices_no_complete_listing_saw_are_incomplete(writer: Connection) -> None:
+    stager = staging.Stager(writer)
+    stager.add_page(1, _rows(10, 11, 12))  # listing 1: incomplete
+    stager.add_page(2, _rows(11))  # listing 2: complete, saw 11 too
+    stager.add_page(3, _rows(12, 13))  # listing 3: incomplete too
+    stager.flush()
+    merge.mark_incomplete(writer, [1, 3])
+    assert _all(writer, "SELECT device_id, change FROM sync_staging_devices ORDER BY 1") == [
+        (10, "incomplete"),
+        (11, "added"),
+        (12, "incomplete"),
+        (13, "incomplete"),
+    ]
 
 
 def _listing(*owners: int) -> ListingResult:
     kind = ListingKind.FIND_BY_OWNER
-    return ListingResult(1, kind, "SECTION_TYPE_ZERO_TOUCH", list(owners), [], complete=True)
+    return ListingResult(1, kind, ZT, list(owners), ["C0ws"], complete=True)
 
 
-def _runs(engine: Engine) -> list[int]:
-    with engine.connect() as conn:
-        sql = "SELECT run_id FROM sync_staging_coverage ORDER BY run_id, owner_key"
-        return [r[0] for r in conn.execute(text(sql))]
+def test_coverage_has_one_row_per_owner(writer: Connection) -> None:
+    staging.stage_coverage(writer, [_listing(10, 11)])
+    assert _all(writer, "SELECT owner_kind, owner_key, complete FROM sync_staging_coverage") == [
+        ("company", "10", True),
+        ("company", "11", True),
+        ("workspace", "C0ws", True),
+    ]
 
 
-def test_clearing_a_run_keeps_the_rows_of_other_runs(engine: Engine) -> None:
-    staging.stage_coverage(engine, 1, [_listing(10, 11)])
-    staging.stage_coverage(engine, 2, [_listing(10)])
-    staging.clear(engine, 1)
-    assert _runs(engine) == [2]
-    staging.clear(engine, 2)  # the run's rows are all there is: emptied whole
-    assert _runs(engine) == []
-    staging.stage_coverage(engine, 3, [_listing(10)])
-    staging.stage_coverage(engine, 4, [_listing(10)])
-    staging.clear(engine)
-    assert _runs(engine) == []
-
-
-def _reltuples(engine: Engine) -> float:
-    with engine.connect() as conn:
-        sql = "SELECT reltuples FROM pg_class WHERE relname = 'sync_staging_devices'"
+def _reltuples(conn: Connection) -> float:
+    sql = "SELECT reltuples FROM pg_class WHERE relname = 'sync_staging_devices'"
+    with conn.begin():
         return float(conn.execute(text(sql)).scalar_one())
 
 
-def _stage_devices(engine: Engine, n: int) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO sync_staging_devices (run_id, device_id, listing_id, change, "
-                "content_hash) VALUES (1, :d, 1, 'added', 'h')"
-            ),
-            [{"d": d} for d in range(n)],
-        )
-
-
-def test_statistics_are_refreshed_on_postgresql(engine: Engine) -> None:
-    _stage_devices(engine, 30)
-    if engine.dialect.name != "postgresql":
-        staging.refresh_statistics(engine)  # SQLite: nothing to do, no error
-        return
-    assert _reltuples(engine) != 30  # never analyzed since the rows went in
-    staging.refresh_statistics(engine)
-    assert _reltuples(engine) == 30
+def test_statistics_are_refreshed_on_postgresql(writer: Connection) -> None:
+    if writer.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps no planner statistics to refresh")
+    stager = staging.Stager(writer)
+    stager.add_page(1, _rows(*range(30)))
+    stager.flush()
+    assert _reltuples(writer) != 30  # autovacuum never analyzes temporary tables
+    staging.refresh_statistics(writer)
+    assert _reltuples(writer) == 30
 
 
 def test_a_run_refreshes_statistics_before_it_plans_removals(
@@ -72,9 +126,9 @@ def test_a_run_refreshes_statistics_before_it_plans_removals(
     calls: list[str] = []
     refresh, removals = staging.refresh_statistics, merge.stage_removals
 
-    def spy_refresh(eng: Engine) -> None:
+    def spy_refresh(conn: Connection) -> None:
         calls.append("refresh_statistics")
-        refresh(eng)
+        refresh(conn)
 
     def spy_removals(*args: Any, **kwargs: Any) -> None:
         calls.append("stage_removals")
@@ -93,13 +147,14 @@ def test_a_first_sync_classifies_without_snapshot_queries(
 ) -> None:
     """An empty devices table stays empty under the writer lock: every device is added."""
     queries: list[int] = []
-    snapshot = staging._StagingSql.snapshot
+    lookup = staging._StagingSql.lookup
 
-    def spy(self: Any, conn: Any, ids: list[int]) -> Any:
-        queries.append(len(ids))
-        return snapshot(self, conn, ids)
+    def spy(self: Any, conn: Any, source: tuple[str, str], ids: list[int]) -> Any:
+        if source[0] == "devices":
+            queries.append(len(ids))
+        return lookup(self, conn, source, ids)
 
-    monkeypatch.setattr(staging._StagingSql, "snapshot", spy)
+    monkeypatch.setattr(staging._StagingSql, "lookup", spy)
     emu = Emulator(generate_fleet(devices=300, customers=8))
     first = sync(emu, settings_for(emu, db_url))
     assert first.status == "succeeded", first.error

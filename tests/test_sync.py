@@ -30,6 +30,7 @@ from tests.syncutil import (
     expected_devices,
     settings_for,
     snapshot,
+    staging_tables,
     standalone_workspaces,
     sync,
 )
@@ -326,7 +327,7 @@ def test_dry_run_writes_nothing(emu: Emulator, engine: Engine, db_url: str) -> N
     }
     assert snapshot(engine) == before
     assert _scalar(engine, "SELECT COUNT(*) FROM sync_runs") == runs
-    assert _scalar(engine, "SELECT COUNT(*) FROM sync_staging_devices") == 0
+    assert staging_tables(engine) == []
 
 
 def test_a_concurrent_second_sync_is_refused(emu: Emulator, engine: Engine, db_url: str) -> None:

@@ -13,7 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from inventory.api import Page
 from inventory.errors import ApiError, CancelledError, ListingError
@@ -28,9 +28,6 @@ from inventory.transform import (
     to_customer_row,
     to_device_rows,
 )
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
 
 log = logging.getLogger("inventory.sync")
 
@@ -61,7 +58,7 @@ class Collector:
     """Takes the pages of a run's tasks as they arrive and keeps what the run needs of them.
 
     Args:
-        stager: where device rows go.
+        stager: where device rows go (its connection takes the customers too).
         partner_id: the partner the devices belong to.
         progress: the live counters to advance.
         notify: called after each change of ``progress``.
@@ -69,7 +66,6 @@ class Collector:
     """
 
     stager: staging.Stager
-    engine: Engine
     partner_id: int
     progress: Progress
     notify: Callable[[], None]
@@ -88,7 +84,7 @@ class Collector:
             self.warnings.append(message)
             log.warning("%s", message)
 
-    def customer_page(self, run_id: int, page: Page) -> None:
+    def customer_page(self, page: Page) -> None:
         """One page of ``customers.list``: its customers as rows, staged and counted.
 
         Raises:
@@ -103,7 +99,7 @@ class Collector:
             self.unknown.update(unknown)
             rows.append(row)
             self._customers[row["company_id"]] = row["google_workspace_customer_id"]
-        staging.stage_customers(self.engine, run_id, rows)
+        staging.stage_customers(self.stager.conn, rows)
         self._customers_total = page.total_size
         counted = len(self._customers)
         self.progress.customers_total = page.total_size or counted

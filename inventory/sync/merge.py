@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from inventory.models import (
     Customer,
@@ -35,56 +35,52 @@ from inventory.sync.staging import DEVICE_CONTENT, DEVICE_KEY, REMOVAL_LISTING, 
 
 ACCEPTED = "('added', 'changed', 'reappeared')"
 UPDATED = "('changed', 'reappeared')"
-_ADDED_IDS = "SELECT device_id FROM sync_staging_devices WHERE run_id = :r AND change = 'added'"
-_UPDATED_IDS = (
-    f"SELECT device_id FROM sync_staging_devices WHERE run_id = :r AND change IN {UPDATED}"
-)
-_REMOVED_IDS = "SELECT device_id FROM sync_staging_devices WHERE run_id = :r AND change = 'removed'"
+_ADDED_IDS = "SELECT device_id FROM sync_staging_devices WHERE change = 'added'"
+_UPDATED_IDS = f"SELECT device_id FROM sync_staging_devices WHERE change IN {UPDATED}"
+_REMOVED_IDS = "SELECT device_id FROM sync_staging_devices WHERE change = 'removed'"
 
 # A claim "matches" a coverage row when the row names its owner company or its workspace.
 _MATCHES = """
-    v.run_id = :r AND v.section_type = c.section_type AND (
+    v.section_type = c.section_type AND (
         (v.owner_kind = 'company' AND v.owner_key = CAST(c.owner_company_id AS VARCHAR(32)))
         OR (v.owner_kind = 'workspace' AND v.owner_key = c.google_workspace_customer_id))
 """
 
 
-def mark_incomplete(engine: Engine, run_id: int, listings: list[int]) -> None:
-    """Devices seen only by incomplete listings stay as they are: never applied, never removed."""
+def _execute(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> Any:
+    """Run one statement in a transaction of its own; list parameters expand (``IN :x``)."""
+    params = params or {}
+    stmt = text(sql).bindparams(
+        *(bindparam(k, expanding=True) for k, v in params.items() if isinstance(v, list))
+    )
+    with conn.begin():
+        result = conn.execute(stmt, params)
+        return result.all() if result.returns_rows else None
+
+
+def mark_incomplete(conn: Connection, listings: list[int]) -> None:
+    """Devices seen only by incomplete listings stay as they are: never applied, never removed.
+
+    A device is staged once, by the first listing that returned it; any other listing that
+    returned it left a sighting. Only devices first staged by an incomplete listing are read,
+    each with one lookup by key in the (few) sightings.
+    """
     if listings:
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "UPDATE sync_staging_devices SET change = 'incomplete' "
-                    "WHERE run_id = :r AND listing_id IN :listings"
-                ).bindparams(bindparam("listings", expanding=True)),
-                {"r": run_id, "listings": listings},
-            )
-
-
-def deduplicate(engine: Engine, run_id: int) -> None:
-    """Keep one staging row per device: the first complete listing's, when there is one."""
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                """
-                DELETE FROM sync_staging_devices
-                WHERE run_id = :r AND EXISTS (
-                    SELECT 1 FROM sync_staging_devices o
-                    WHERE o.run_id = :r
-                      AND o.device_id = sync_staging_devices.device_id
-                      AND o.change <> 'incomplete'
-                      AND (sync_staging_devices.change = 'incomplete'
-                           OR o.listing_id < sync_staging_devices.listing_id))
-                """
-            ),
-            {"r": run_id},
+        _execute(
+            conn,
+            """
+            UPDATE sync_staging_devices SET change = 'incomplete'
+            WHERE listing_id IN :listings
+              AND NOT EXISTS (SELECT 1 FROM sync_staging_sightings s
+                              WHERE s.device_id = sync_staging_devices.device_id
+                                AND s.listing_id NOT IN :listings)
+            """,
+            {"listings": listings},
         )
 
 
 def stage_removals(
-    engine: Engine,
-    run_id: int,
+    conn: Connection,
     sections: Sequence[str],
     *,
     every_customer: bool,
@@ -108,96 +104,75 @@ def stage_removals(
             f"NOT EXISTS (SELECT 1 FROM sync_staging_coverage v WHERE v.complete AND {_MATCHES})"
         )
     claimless_ok = "TRUE" if every_customer and identifiers_complete else "FALSE"
-    sql = f"""
-        INSERT INTO sync_staging_devices (run_id, device_id, listing_id, change, content_hash)
-        SELECT :r, d.device_id, {REMOVAL_LISTING}, 'removed', d.content_hash
+    _execute(
+        conn,
+        f"""
+        INSERT INTO sync_staging_devices (device_id, listing_id, change, content_hash)
+        SELECT d.device_id, {REMOVAL_LISTING}, 'removed', d.content_hash
         FROM devices d
         WHERE d.removed_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM sync_staging_devices s
-                          WHERE s.run_id = :r AND s.device_id = d.device_id)
+          AND NOT EXISTS (SELECT 1 FROM sync_staging_devices s WHERE s.device_id = d.device_id)
           AND NOT EXISTS (SELECT 1 FROM device_claims c
                           WHERE c.device_id = d.device_id AND c.section_type IN :sections
                             AND {blocking})
           AND ({claimless_ok} OR EXISTS (SELECT 1 FROM device_claims c
                           WHERE c.device_id = d.device_id AND c.section_type IN :sections))
-    """
-    with engine.begin() as conn:
-        conn.execute(
-            text(sql).bindparams(bindparam("sections", expanding=True)),
-            {"r": run_id, "sections": list(sections)},
-        )
-
-
-def change_counts(conn: Connection | Engine, run_id: int) -> dict[str, int]:
-    """How many staged devices of the run are added / changed / reappeared / removed / same."""
-    sql = text(
-        "SELECT change, COUNT(*) FROM sync_staging_devices WHERE run_id = :r GROUP BY change"
+        """,
+        {"sections": list(sections)},
     )
-    if isinstance(conn, Engine):
-        with conn.connect() as c:
-            return {k: int(v) for k, v in c.execute(sql, {"r": run_id})}
-    return {k: int(v) for k, v in conn.execute(sql, {"r": run_id})}
 
 
-def staged_per_listing(engine: Engine, run_id: int) -> dict[int, int]:
-    """Distinct devices staged by each findByOwner listing of the run."""
-    sql = text(
-        "SELECT listing_id, COUNT(*) FROM sync_staging_devices "
-        "WHERE run_id = :r AND listing_id > 0 GROUP BY listing_id"
+def change_counts(conn: Connection) -> dict[str, int]:
+    """How many staged devices are added / changed / reappeared / removed / same / incomplete."""
+    rows = _execute(conn, "SELECT change, COUNT(*) FROM sync_staging_devices GROUP BY change")
+    return {str(k): int(v) for k, v in rows}
+
+
+def repeated_per_listing(conn: Connection) -> dict[int, int]:
+    """Devices each listing returned more than once (the first time staged, then a sighting)."""
+    rows = _execute(
+        conn,
+        "SELECT s.listing_id, COUNT(*) FROM sync_staging_sightings s "
+        "JOIN sync_staging_devices d ON d.device_id = s.device_id "
+        "AND d.listing_id = s.listing_id GROUP BY s.listing_id",
     )
-    with engine.connect() as conn:
-        return {int(k): int(v) for k, v in conn.execute(sql, {"r": run_id})}
+    return {int(k): int(v) for k, v in rows}
 
 
-def has_cross_listing_duplicates(engine: Engine, run_id: int) -> bool:
-    """True when some device was staged by more than one listing (or lookup) of the run."""
-    sql = text(
-        "SELECT 1 FROM sync_staging_devices WHERE run_id = :r "
-        "GROUP BY device_id HAVING COUNT(*) > 1"
-    )
-    with engine.connect() as conn:
-        return conn.execute(sql, {"r": run_id}).first() is not None
-
-
-def preview(engine: Engine, run_id: int, limit: int) -> list[dict[str, Any]]:
+def preview(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` staged changes of each kind: what a dry run would apply."""
     sql = text(
         "SELECT device_id, change, imei, serial_number, owner_company_id "
-        "FROM sync_staging_devices WHERE run_id = :r AND change = :c ORDER BY device_id"
+        "FROM sync_staging_devices WHERE change = :c ORDER BY device_id"
     )
     rows: list[dict[str, Any]] = []
-    with engine.connect() as conn:
+    with conn.begin():
         for change in ("added", "changed", "reappeared", "removed"):
-            found = conn.execute(sql, {"r": run_id, "c": change})
+            found = conn.execute(sql, {"c": change})
             rows += [dict(r) for r in found.mappings().fetchmany(limit)]
     return rows
 
 
-def customer_changes(conn: Connection | Engine, run_id: int) -> tuple[int, int]:
+def customer_changes(conn: Connection) -> tuple[int, int]:
     """(customers new to the table, current customers that left ``customers.list``)."""
-    added = text(
-        "SELECT COUNT(*) FROM sync_staging_customers s WHERE s.run_id = :r AND NOT EXISTS "
-        "(SELECT 1 FROM customers c WHERE c.company_id = s.company_id)"
+    added = _execute(
+        conn,
+        "SELECT COUNT(*) FROM sync_staging_customers s WHERE NOT EXISTS "
+        "(SELECT 1 FROM customers c WHERE c.company_id = s.company_id)",
     )
-    removed = text(
+    removed = _execute(
+        conn,
         "SELECT COUNT(*) FROM customers c WHERE c.removed_at IS NULL AND NOT EXISTS "
-        "(SELECT 1 FROM sync_staging_customers s "
-        "WHERE s.run_id = :r AND s.company_id = c.company_id)"
+        "(SELECT 1 FROM sync_staging_customers s WHERE s.company_id = c.company_id)",
     )
-    if isinstance(conn, Engine):
-        with conn.connect() as c:
-            return customer_changes(c, run_id)
-    return (
-        int(conn.execute(added, {"r": run_id}).scalar_one()),
-        int(conn.execute(removed, {"r": run_id}).scalar_one()),
-    )
+    return int(added[0][0]), int(removed[0][0])
 
 
 def apply(conn: Connection, run_id: int, now: datetime, counts: dict[str, int]) -> None:
     """Merge the run's staging into the public tables, inside the caller's transaction.
 
-    ``counts`` is :func:`change_counts` of the run, taken before the transaction (the run
-    holds the writer lock, so staging cannot change in between).
+    ``counts`` is :func:`change_counts`, taken before the transaction (the run holds the
+    writer lock, so staging cannot change in between); ``run_id`` goes on the new versions.
     """
     params = {"r": run_id, "now": now}
 
@@ -232,7 +207,7 @@ def apply(conn: Connection, run_id: int, now: datetime, counts: dict[str, int]) 
             INSERT INTO device_versions (device_id, valid_from, valid_to, run_id, removed,
                                          owner_company_id, content_hash, raw)
             SELECT device_id, :now, NULL, :r, FALSE, owner_company_id, content_hash, raw
-            FROM sync_staging_devices WHERE run_id = :r AND change IN {ACCEPTED}
+            FROM sync_staging_devices WHERE change IN {ACCEPTED}
             """
         )
     if removed:
@@ -274,7 +249,7 @@ def _copy_devices(run: Callable[[str], None], changes: str, ids: str, *, upsert:
         f"""
         INSERT INTO devices ({cols}, first_seen_at, last_changed_at, removed_at)
         SELECT {cols}, :now, :now, NULL
-        FROM sync_staging_devices WHERE run_id = :r AND change IN {changes}
+        FROM sync_staging_devices WHERE change IN {changes}
         {on_device if upsert else ""}
         """
     )
@@ -289,8 +264,8 @@ def _copy_devices(run: Callable[[str], None], changes: str, ids: str, *, upsert:
             run(
                 f"""
                 DELETE FROM {table} WHERE device_id IN ({ids})
-                  AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE s.run_id = :r
-                                  AND s.device_id = {table}.device_id
+                  AND NOT EXISTS (SELECT 1 FROM {staged} s
+                                  WHERE s.device_id = {table}.device_id
                                   AND s.{key} = {table}.{key})
                 """
             )
@@ -298,7 +273,7 @@ def _copy_devices(run: Callable[[str], None], changes: str, ids: str, *, upsert:
             f"""
             INSERT INTO {table} (device_id, {columns})
             SELECT device_id, {columns} FROM {staged}
-            WHERE run_id = :r AND device_id IN ({ids})
+            WHERE device_id IN ({ids})
             {on_conflict if upsert else ""}
             """
         )
@@ -337,7 +312,7 @@ def _apply_customers(run: Callable[[str], None]) -> None:
         f"""
         INSERT INTO customers (company_id, {cols}, first_seen_at, last_changed_at, removed_at)
         SELECT company_id, {cols}, :now, :now, NULL FROM sync_staging_customers s
-        WHERE s.run_id = :r AND NOT EXISTS (
+        WHERE NOT EXISTS (
             SELECT 1 FROM customers c WHERE c.company_id = s.company_id
               AND c.content_hash = s.content_hash AND c.removed_at IS NULL)
         ON CONFLICT (company_id) DO UPDATE SET {updates},
@@ -348,7 +323,6 @@ def _apply_customers(run: Callable[[str], None]) -> None:
         """
         UPDATE customers SET removed_at = :now
         WHERE removed_at IS NULL AND NOT EXISTS (
-            SELECT 1 FROM sync_staging_customers s
-            WHERE s.run_id = :r AND s.company_id = customers.company_id)
+            SELECT 1 FROM sync_staging_customers s WHERE s.company_id = customers.company_id)
         """
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from inventory.api import Counters, Page, ZeroTouchClient, connect
 from inventory.auth import load_credentials
@@ -140,6 +140,7 @@ class _Run:
     transport: httpx.BaseTransport | None
     sleep: Callable[[float], None]
     halt: Halt
+    conn: Connection | None = None  # the run's writer connection, with its staging tables
     run_id: int = 0  # 0 for a dry run: it has no sync_runs row
     counts: dict[str, int] = field(default_factory=dict)  # staged devices per change
     counters: Counters = field(default_factory=Counters)
@@ -147,17 +148,20 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.partner_id = self.settings.partner.id or 0
-        self.collector = Collector(
-            staging.Stager(self.engine, 0),
-            self.engine,
-            self.partner_id,
-            self.progress,
-            self._notify,
-            self.result.warnings,
-        )
 
     def execute(self) -> SyncResult:
         """The steps of a run; a failure at any step applies nothing and is recorded."""
+        with self.engine.connect() as conn:
+            self.conn = conn
+            try:
+                self._steps()
+            finally:
+                self.halt.set()
+                if not conn.invalidated:
+                    staging.drop(conn)
+        return self.result
+
+    def _steps(self) -> None:
         self._open()
         try:
             with connect(
@@ -179,19 +183,22 @@ class _Run:
         except BaseException as exc:
             self._fail(None, f"{type(exc).__name__}: {exc}")
             raise
-        finally:
-            self.halt.set()
-        return self.result
 
     # --- the steps ---------------------------------------------------------------------------
 
     def _open(self) -> None:
-        """Open the run's ``sync_runs`` row (none for a dry run) and empty staging."""
+        """Open the run's ``sync_runs`` row (none for a dry run) and its staging tables."""
         if not self.result.dry_run:
             self.run_id = runs.open_run(self.engine, self.result, self.partner_id)
             self.result.run_id = self.run_id
-        self.collector.stager.run_id = self.run_id
-        staging.clear(self.engine)
+        staging.create(self.writer)
+        self.collector = Collector(
+            staging.Stager(self.writer),
+            self.partner_id,
+            self.progress,
+            self._notify,
+            self.result.warnings,
+        )
 
     def _list_customers(
         self, client: ZeroTouchClient
@@ -200,7 +207,7 @@ class _Run:
         configured Workspace ids that belong to no listed customer."""
         self._notify(Phase.CUSTOMERS)
         for page in client.iter_customer_pages():
-            self.collector.customer_page(self.run_id, page)
+            self.collector.customer_page(page)
             if self.halt():
                 raise CancelledError("cancelled")
         workspaces = self.collector.customers_done()
@@ -220,8 +227,8 @@ class _Run:
     def _plan(self, owners: list[tuple[int, str | None]], extra: list[str]) -> list[Task]:
         """The listings (from the plan) and identifier lookups of the run, as fetch tasks."""
         sections = self.settings.sync.section_types
-        with self.engine.connect() as conn:  # what the snapshot holds plans the listings
-            by_company, by_workspace = snapshot.devices_per_owner(conn, sections)
+        with self.writer.begin():  # what the snapshot holds plans the listings
+            by_company, by_workspace = snapshot.devices_per_owner(self.writer, sections)
         planned = plan_listings(
             owners,
             extra,
@@ -290,47 +297,36 @@ class _Run:
                     collector.done(item.task)
 
     def _decide(self) -> None:
-        """Decide what the merge will apply: coverage, incomplete listings, one row per device,
-        removals, the counts, and the mass-removal guard."""
-        run_id, result = self.run_id, self.result
+        """Decide what the merge will apply: coverage, incomplete listings, removals, the
+        counts, and the mass-removal guard."""
+        result, writer = self.result, self.writer
         owner_listings = [x for x in result.listings if x.kind == ListingKind.FIND_BY_OWNER]
-        staging.stage_coverage(self.engine, run_id, owner_listings)
+        staging.stage_coverage(writer, owner_listings)
         for x in result.listings:
             if x.kind == ListingKind.FIND_BY_IDENTIFIER:
                 x.complete = self.collector.identifiers_complete
                 x.error = None if x.complete else "some identifier lookups failed"
-        incomplete = [x.listing_id for x in owner_listings if not x.complete]
-        merge.mark_incomplete(self.engine, run_id, incomplete)
-        staged = merge.staged_per_listing(self.engine, run_id)
-        for x in owner_listings:
-            repeated = x.devices_seen - staged.get(x.listing_id, 0)
-            if repeated > 0:
-                self.collector.warn(
-                    f"listing {x.listing_id} returned {repeated} device(s) more than once; "
-                    "each is stored once"
-                )
-        # A device can come back from two listings: claims in two sections, a company and a
-        # Workspace listing, an identifier lookup, or a device that moved while we paged.
-        if merge.has_cross_listing_duplicates(self.engine, run_id):
-            merge.deduplicate(self.engine, run_id)
+        merge.mark_incomplete(writer, [x.listing_id for x in owner_listings if not x.complete])
+        for listing_id, repeated in sorted(merge.repeated_per_listing(writer).items()):
+            self.collector.warn(
+                f"listing {listing_id} returned {repeated} device(s) more than once; "
+                "each is stored once"
+            )
         self._notify(Phase.MERGING)
-        staging.refresh_statistics(self.engine)
+        staging.refresh_statistics(writer)
         merge.stage_removals(
-            self.engine,
-            run_id,
+            writer,
             self.settings.sync.section_types,
             every_customer=not self.subset,
             identifiers_complete=self.collector.identifiers_complete,
         )
-        self.counts = merge.change_counts(self.engine, run_id)
+        self.counts = merge.change_counts(writer)
         result.devices_added = self.counts.get("added", 0)
         result.devices_changed = self.counts.get("changed", 0)
         result.devices_reappeared = self.counts.get("reappeared", 0)
         result.devices_removed = self.counts.get("removed", 0)
         result.devices_seen = sum(v for k, v in self.counts.items() if k in _SEEN)
-        result.customers_added, result.customers_removed = merge.customer_changes(
-            self.engine, run_id
-        )
+        result.customers_added, result.customers_removed = merge.customer_changes(writer)
         self._guard_mass_removal()
         if self.collector.unknown:
             log.warning(
@@ -342,30 +338,34 @@ class _Run:
 
     def _apply(self) -> None:
         """Apply the decisions and record the run in one transaction (a dry run previews)."""
-        result, lookups = self.result, self.collector.lookups
+        result, lookups, writer = self.result, self.collector.lookups, self.writer
         result.finished_at = datetime.now(UTC)
         self._collect_counters()
         if result.dry_run:
-            result.preview = merge.preview(self.engine, self.run_id, PREVIEW_ROWS)
-            staging.clear(self.engine, self.run_id)
+            result.preview = merge.preview(writer, PREVIEW_ROWS)
             return
-        with self.engine.begin() as conn:
-            merge.apply(conn, self.run_id, result.finished_at, self.counts)
-            merge.apply_lookups(conn, self.run_id, lookups, result.finished_at)
-            runs.record_run(conn, result)
+        with writer.begin():
+            merge.apply(writer, self.run_id, result.finished_at, self.counts)
+            merge.apply_lookups(writer, self.run_id, lookups, result.finished_at)
+            runs.record_run(writer, result)
         result.identifiers_looked_up = len(lookups)
         result.identifiers_found = sum(1 for x in lookups if x["found"])
-        staging.clear(self.engine, self.run_id)
         self._notify(Phase.DONE)
 
     # --- helpers -----------------------------------------------------------------------------
+
+    @property
+    def writer(self) -> Connection:
+        """The run's writer connection."""
+        assert self.conn is not None
+        return self.conn
 
     def _guard_mass_removal(self) -> None:
         removed = self.result.devices_removed
         if not removed or self.allow_mass_removal:
             return
-        with self.engine.connect() as conn:
-            fleet = snapshot.current_fleet_size(conn)
+        with self.writer.begin():
+            fleet = snapshot.current_fleet_size(self.writer)
         limit = self.settings.sync.max_removed_fraction
         if fleet and removed / fleet > limit:
             raise MassRemovalError(
@@ -383,8 +383,7 @@ class _Run:
         self.result.finished_at = datetime.now(UTC)
         self._collect_counters()
         try:
-            staging.clear(self.engine, self.run_id)
-            if not self.result.dry_run:
+            if not self.result.dry_run:  # on a connection of its own: the writer may be broken
                 with self.engine.begin() as conn:
                     runs.record_run(conn, self.result)
         except Exception:  # the original failure is what the user needs to see

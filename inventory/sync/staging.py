@@ -1,9 +1,15 @@
 """Staging: pages of a run stream into private tables while readers keep the old snapshot.
 
-Each device is classified against the current snapshot as it arrives (the run holds the writer
-lock, so the snapshot cannot move under it): ``same`` rows carry only the id and hash, so an
-unchanged re-sync stages little and merges nothing; ``added``, ``changed`` and ``reappeared``
-rows carry the full content, with their claims and metadata.
+The staging tables are TEMPORARY tables of the run's one writer connection: nobody else sees
+them, they never grow the database file, and they vanish with the connection, however the run
+ends. Each device is staged once, by the first listing that returns it, and classified against
+the current snapshot as it arrives (the run holds the writer lock, so the snapshot cannot move
+under it): ``same`` rows carry only the id and hash, so an unchanged re-sync stages little and
+merges nothing; ``added``, ``changed`` and ``reappeared`` rows carry the full content, with
+their claims and metadata. A device that another listing returns again (claims in two section
+types, a company and its Workspace account, an identifier lookup, a device that moved while
+the run paged) becomes a row of ``sync_staging_sightings``: the merge reads those few rows,
+never a pass over every staged device, to decide which devices complete listings saw.
 
 The rows' shape is not written down here: every column list is derived from the tables in
 ``inventory.models`` (a staging table shares its content columns with its public table), and
@@ -14,20 +20,23 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import closing
 from typing import Any
 
-from sqlalchemy import JSON, Table, delete, select
+from sqlalchemy import JSON, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect
 
 from inventory.models import (
     STAGING_TABLES,
     Device,
+    StagingBase,
     StagingClaim,
     StagingCoverage,
     StagingCustomer,
     StagingDevice,
     StagingMetadata,
+    StagingSighting,
     UTCDateTime,
     table_of,
 )
@@ -36,8 +45,7 @@ from inventory.transform import DeviceRows, json_text
 
 IDENTIFIER_LISTING = 0  # the listing number of findByIdentifier results
 REMOVAL_LISTING = -1  # the listing number of devices a run will mark removed
-SNAPSHOT_CHUNK = 500  # ids per snapshot query (well under SQLite's bound-parameter limit)
-_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE for a duplicate key
+SNAPSHOT_CHUNK = 500  # ids per SQLite lookup query (well under its bound-parameter limit)
 
 
 def shared_columns(public: Table, staged: Table, *, skip: Iterable[str] = ()) -> tuple[str, ...]:
@@ -52,13 +60,14 @@ def shared_columns(public: Table, staged: Table, *, skip: Iterable[str] = ()) ->
 STAGED_DEVICES = table_of(StagingDevice)
 STAGED_CLAIMS = table_of(StagingClaim)
 STAGED_METADATA = table_of(StagingMetadata)
+SIGHTINGS = table_of(StagingSighting)
 DEVICE_KEY = ("device_id", "content_hash")
 DEVICE_CONTENT = shared_columns(table_of(Device), STAGED_DEVICES, skip=DEVICE_KEY)
-STAGED_DEVICE_COLUMNS: tuple[str, ...] = ("run_id", "listing_id", "change", "owner_company_id")
+STAGED_DEVICE_COLUMNS: tuple[str, ...] = ("listing_id", "change", "owner_company_id")
 STAGED_DEVICE_COLUMNS += (*DEVICE_KEY, *DEVICE_CONTENT)
-# A staged claim or metadata entry: the run, then the row as ``inventory.transform`` builds it.
-CLAIM_COLUMNS = tuple(c.name for c in STAGED_CLAIMS.columns if c.name != "run_id")
-METADATA_COLUMNS = tuple(c.name for c in STAGED_METADATA.columns if c.name != "run_id")
+# A staged claim or metadata entry: the row as ``inventory.transform`` builds it.
+CLAIM_COLUMNS = tuple(c.name for c in STAGED_CLAIMS.columns)
+METADATA_COLUMNS = tuple(c.name for c in STAGED_METADATA.columns)
 _NO_CONTENT = (None,) * len(DEVICE_CONTENT)
 
 
@@ -68,27 +77,21 @@ def insert_ignore(conn: Connection, table: Any) -> Any:
     return dialect.insert(table).on_conflict_do_nothing()
 
 
-def clear(engine: Engine, run_id: int | None = None) -> None:
-    """Empty the staging tables (of one run, or entirely).
-
-    When the run's rows are all they hold (the usual case: one writer at a time), they are
-    emptied whole, which both databases do far faster than row by row: SQLite's unqualified
-    ``DELETE`` (its truncate optimization) and PostgreSQL's ``TRUNCATE`` (0.2 s of ``DELETE``
-    after a first sync of 100,000 devices). The tables are private to the collector.
-    """
-    with engine.begin() as conn:
-        whole = run_id is None or not any(
-            conn.execute(select(t.c.run_id).where(t.c.run_id != run_id).limit(1)).first()
-            for t in STAGING_TABLES
-        )
-        if whole and conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"TRUNCATE {', '.join(t.name for t in STAGING_TABLES)}")
-            return
+def create(conn: Connection) -> None:
+    """Create the run's staging tables, TEMPORARY on ``conn`` (dropping leftovers of a run
+    that ended on this connection)."""
+    schema = "pg_temp" if conn.dialect.name == "postgresql" else "temp"
+    with conn.begin():
         for table in STAGING_TABLES:
-            stmt = delete(table)
-            if not whole:
-                stmt = stmt.where(table.c.run_id == run_id)
-            conn.execute(stmt)
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {schema}.{table.name}")
+        StagingBase.metadata.create_all(conn, checkfirst=False)
+
+
+def drop(conn: Connection) -> None:
+    """Drop the run's staging tables (closing the connection would too)."""
+    with conn.begin():
+        for table in STAGING_TABLES:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name}")
 
 
 class Stager:
@@ -101,17 +104,16 @@ class Stager:
     are those an ORM insert would store.
 
     Args:
-        engine: the database.
-        run_id: the run the rows belong to.
+        conn: the run's writer connection (its staging tables are created).
         batch_size: devices per staging transaction.
     """
 
-    def __init__(self, engine: Engine, run_id: int, batch_size: int = 2000) -> None:
-        self.engine = engine
-        self.run_id = run_id
+    def __init__(self, conn: Connection, batch_size: int = 2000) -> None:
+        self.conn = conn
         self.batch_size = batch_size
+        self.staged = 0  # devices staged so far (a device returned again is a sighting)
         self._devices: list[tuple[int, DeviceRows]] = []  # (listing, rows), not yet written
-        self._sql: _StagingSql | None = None
+        self._sql = _StagingSql(conn.dialect)
         self._fleet_empty: bool | None = None  # devices empty at the first flush: all added
 
     def add_page(self, listing: int, page: Iterable[DeviceRows]) -> None:
@@ -124,29 +126,29 @@ class Stager:
         """Classify what is buffered against the snapshot and write it, in one transaction."""
         if not self._devices:
             return
-        run_id = self.run_id
-        with self.engine.begin() as conn:
-            sql = self._sql
-            if sql is None:
-                sql = self._sql = _StagingSql(conn.dialect)
+        conn, sql = self.conn, self._sql
+        with conn.begin():
             if self._fleet_empty is None:
                 # A first sync: the run holds the writer lock, so the table stays empty and
                 # every device is added; no snapshot query per batch (0.26 s per 100,000
                 # devices on PostgreSQL).
                 found = conn.exec_driver_sql("SELECT 1 FROM devices LIMIT 1").first()
                 self._fleet_empty = found is None
-            known = (
-                {}
-                if self._fleet_empty
-                else sql.snapshot(conn, [r.device["device_id"] for _, r in self._devices])
-            )
+            ids = [r.device["device_id"] for _, r in self._devices]
+            seen = sql.lookup(conn, _STAGED_IDS, ids) if self.staged else {}
+            known = {} if self._fleet_empty else sql.lookup(conn, _SNAPSHOT, ids)
             devices: list[tuple[Any, ...]] = []
             claims: list[tuple[Any, ...]] = []
             metadata: list[tuple[Any, ...]] = []
+            sightings: set[tuple[int, int]] = set()
             device_row, claim_row, metadata_row = sql.device_row, sql.claim_row, sql.metadata_row
             for listing, r in self._devices:
                 device = r.device
                 device_id = device["device_id"]
+                if device_id in seen:
+                    sightings.add((device_id, listing))
+                    continue
+                seen[device_id] = ()
                 previous = known.get(device_id)
                 if previous is None:
                     change = "added"
@@ -156,18 +158,29 @@ class Stager:
                     change = "changed"
                 else:
                     devices.append(
-                        (run_id, listing, "same", r.owner_company_id, device_id)
-                        + (device["content_hash"],)
+                        (listing, "same", r.owner_company_id, device_id, device["content_hash"])
                         + _NO_CONTENT
                     )
                     continue
-                devices.append((run_id, listing, change, r.owner_company_id) + device_row(device))
-                claims.extend((run_id,) + claim_row(c) for c in r.claims)
-                metadata.extend((run_id,) + metadata_row(m) for m in r.metadata)
+                devices.append((listing, change, r.owner_company_id) + device_row(device))
+                claims.extend(claim_row(c) for c in r.claims)
+                metadata.extend(metadata_row(m) for m in r.metadata)
             sql.write(conn, STAGED_DEVICES, STAGED_DEVICE_COLUMNS, devices)
-            sql.write(conn, STAGED_CLAIMS, ("run_id", *CLAIM_COLUMNS), claims)
-            sql.write(conn, STAGED_METADATA, ("run_id", *METADATA_COLUMNS), metadata)
+            sql.write(conn, STAGED_CLAIMS, CLAIM_COLUMNS, claims)
+            sql.write(conn, STAGED_METADATA, METADATA_COLUMNS, metadata)
+            if sightings:  # few: a device another listing returned again
+                conn.execute(insert_ignore(conn, SIGHTINGS), _sighting_rows(sightings))
+        self.staged += len(devices)
         self._devices = []
+
+
+def _sighting_rows(sightings: set[tuple[int, int]]) -> list[dict[str, int]]:
+    return [{"device_id": d, "listing_id": n} for d, n in sorted(sightings)]
+
+
+# (table, the columns after the id) of the two per-batch lookups
+_STAGED_IDS = ("sync_staging_devices", "listing_id")
+_SNAPSHOT = ("devices", "content_hash, removed_at IS NOT NULL")
 
 
 def _row_maker(
@@ -207,17 +220,15 @@ def _row_maker(
 class _StagingSql:
     """Driver-level statements and row makers of the staging writes, for one dialect.
 
-    SQLite takes the rows through ``executemany``. PostgreSQL takes them through ``COPY``
-    (psycopg's ``executemany`` costs tens of microseconds of Python per row, ``COPY`` a few):
-    straight into the staging table, or, for a batch with a row staged before, into a
-    temporary table emptied at commit and then one ``INSERT … SELECT … ON CONFLICT DO NOTHING``.
+    SQLite takes the rows through ``executemany``, PostgreSQL through ``COPY`` (psycopg's
+    ``executemany`` costs tens of microseconds of Python per row, ``COPY`` a few). Every
+    device is staged once, so a write never meets a row staged before.
     """
 
     def __init__(self, dialect: Dialect) -> None:
-        self.copy = dialect.name == "postgresql"
-        self.mark = "%s" if self.copy else "?"
+        self.postgres = dialect.name == "postgresql"
         self._quote = dialect.identifier_preparer.quote
-        self._queries: dict[int, str] = {}
+        self._queries: dict[tuple[str, int], str] = {}
         self.device_row = _row_maker(STAGED_DEVICES, (*DEVICE_KEY, *DEVICE_CONTENT), dialect)
         self.claim_row = _row_maker(STAGED_CLAIMS, CLAIM_COLUMNS, dialect)
         self.metadata_row = _row_maker(STAGED_METADATA, METADATA_COLUMNS, dialect)
@@ -225,88 +236,66 @@ class _StagingSql:
     def write(
         self, conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
     ) -> None:
-        """Insert ``rows`` (tuples in ``columns`` order), ignoring rows already staged."""
+        """Insert ``rows`` (tuples in ``columns`` order)."""
         if not rows:
             return
         names = ", ".join(self._quote(c) for c in columns)
-        if not self.copy:
-            marks = ", ".join([self.mark] * len(columns))
-            conn.exec_driver_sql(
-                f"INSERT INTO {table.name} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows
-            )
-            return
-        # Straight into the staging table: the common case, about 40 % less server work
-        # (staging 97,100 devices: 2.37 s -> 1.44 s). A row staged before with the same key
-        # (a device a listing returned twice, or claims of a device two listings returned)
-        # fails the COPY as a whole; that batch then takes the careful way below.
-        try:
-            with conn.begin_nested():
-                self._copy(conn, table.name, names, rows)
-            return
-        except Exception as exc:
-            if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
-                raise
-        scratch = f"zt_copy_{table.name}"
-        # Created once per session (a rolled-back CREATE is simply redone); emptied at commit.
-        # client_min_messages hides the "already exists" notice, for this transaction only.
-        # One round trip for both statements (no parameters, so psycopg sends them together).
-        conn.exec_driver_sql(
-            "SET LOCAL client_min_messages = warning; "
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} (LIKE {table.name}) "
-            "ON COMMIT DELETE ROWS"
-        )
-        self._copy(conn, scratch, names, rows)
-        conn.exec_driver_sql(
-            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {scratch} "
-            "ON CONFLICT DO NOTHING"
-        )
+        with closing(_cursor(conn)) as cursor:
+            if not self.postgres:
+                marks = ", ".join(["?"] * len(columns))
+                cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+                return
+            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
 
-    @staticmethod
-    def _copy(conn: Connection, target: str, names: str, rows: list[tuple[Any, ...]]) -> None:
-        cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor, cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+    def lookup(
+        self, conn: Connection, source: tuple[str, str], ids: list[int]
+    ) -> dict[int, tuple[Any, ...]]:
+        """{id: the other columns} of these device ids in ``source`` (a table and columns).
 
-    def snapshot(self, conn: Connection, ids: list[int]) -> dict[int, tuple[str, bool]]:
-        """{device_id: (content_hash, removed)} of these ids in the current ``devices``."""
-        known: dict[int, tuple[str, bool]] = {}
+        Through the DB-API cursor itself: SQLAlchemy's row objects cost more than the query.
+        PostgreSQL takes every id as one array (one round trip); SQLite takes chunks of ids.
+        """
+        table, columns = source
         unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), SNAPSHOT_CHUNK):
-            chunk = unique[start : start + SNAPSHOT_CHUNK]
-            query = self._queries.get(len(chunk))
-            if query is None:
-                query = self._queries[len(chunk)] = (
-                    "SELECT device_id, content_hash, removed_at IS NOT NULL FROM devices "
-                    f"WHERE device_id IN ({', '.join([self.mark] * len(chunk))})"
+        select_ = f"SELECT device_id, {columns} FROM {table} WHERE device_id"
+        batches: list[tuple[str, tuple[Any, ...]]]
+        if self.postgres:
+            batches = [(f"{select_} = ANY(%s)", (unique,))]
+        else:
+            batches = [
+                (f"{select_} IN ({', '.join(['?'] * len(chunk))})", tuple(chunk))
+                for chunk in (
+                    unique[i : i + SNAPSHOT_CHUNK] for i in range(0, len(unique), SNAPSHOT_CHUNK)
                 )
-            # the DB-API cursor itself: SQLAlchemy's row objects cost more than the query
-            cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute(query, tuple(chunk))
-                for device_id, digest, removed in cursor.fetchall():
-                    known[device_id] = (digest, bool(removed))
-            finally:
-                cursor.close()
-        return known
+            ]
+        found: dict[int, tuple[Any, ...]] = {}
+        with closing(_cursor(conn)) as cursor:
+            for query, params in batches:
+                cursor.execute(query, params)
+                for device_id, *rest in cursor.fetchall():
+                    found[device_id] = tuple(rest)
+        return found
 
 
-def stage_customers(engine: Engine, run_id: int, rows: list[dict[str, Any]]) -> None:
-    """Write one page of ``customers.list`` rows to staging."""
+def _cursor(conn: Connection) -> Any:
+    """A DB-API cursor of the connection (sqlite3's cursors are no context managers)."""
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+def stage_customers(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Write one page of ``customers.list`` rows to staging (a customer listed twice: once)."""
     if rows:
-        with engine.begin() as conn:
-            conn.execute(
-                insert_ignore(conn, table_of(StagingCustomer)),
-                [dict(r, run_id=run_id) for r in rows],
-            )
+        with conn.begin():
+            conn.execute(insert_ignore(conn, table_of(StagingCustomer)), rows)
 
 
-def stage_coverage(engine: Engine, run_id: int, listings: Sequence[ListingResult]) -> None:
+def stage_coverage(conn: Connection, listings: Sequence[ListingResult]) -> None:
     """Record which owners each findByOwner listing asked about and whether it arrived whole:
     one row per (section type, company or Workspace id)."""
     rows = [
         {
-            "run_id": run_id,
             "section_type": x.section_type,
             "owner_kind": kind,
             "owner_key": str(key),
@@ -320,21 +309,20 @@ def stage_coverage(engine: Engine, run_id: int, listings: Sequence[ListingResult
         for key in keys
     ]
     if rows:
-        with engine.begin() as conn:
+        with conn.begin():
             conn.execute(insert_ignore(conn, table_of(StagingCoverage)), rows)
 
 
-def refresh_statistics(engine: Engine) -> None:
+def refresh_statistics(conn: Connection) -> None:
     """On PostgreSQL, ``ANALYZE`` the staging tables once the pages are in, before the merge.
 
-    Every run fills and empties them (``TRUNCATE`` leaves no pages behind), so the planner's
-    picture of them is whatever autovacuum last saw, often an empty table. Planned as empty,
-    the removal check (every current device ``NOT EXISTS`` in staging) became a nested loop
-    over a sequential scan: an unchanged re-sync of 92,696 devices spent 155 s there. Fresh
-    statistics give hash joins (0.2 s there; the first merge of 100,000 devices went from about
-    4.4 s to 3.3 s). ``ANALYZE`` samples at most 30,000 rows a table: about 0.25 s after 100,000
-    devices, milliseconds after a small run. SQLite plans these joins without statistics.
+    Autovacuum never analyzes temporary tables, so without this the planner would plan the
+    merge's joins as if staging were empty: an unchanged re-sync of 92,696 devices once spent
+    155 s in a nested loop over a sequential scan for the removal check. Fresh statistics give
+    hash joins (0.2 s there). ``ANALYZE`` samples at most 30,000 rows a table: about 0.25 s
+    after 100,000 devices, milliseconds after a small run. SQLite plans these joins without
+    statistics, and every lookup the merge makes goes through a key.
     """
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
+    if conn.dialect.name == "postgresql":
+        with conn.begin():
             conn.exec_driver_sql(f"ANALYZE {', '.join(t.name for t in STAGING_TABLES)}")

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine  # noqa: E402
 from inventory.store import runs  # noqa: E402
 from inventory.sync import merge, run_sync, staging  # noqa: E402
 from tests.helpers.reliability import crash_emulator  # noqa: E402
-from tests.syncutil import FakeSleep, settings_for  # noqa: E402
+from tests.syncutil import FakeSleep, commit_now, settings_for  # noqa: E402
 
 STAGING_BATCH = 40  # small batches: several staging transactions per run
 PAGE_SIZE = 20
@@ -107,10 +107,10 @@ def merge_statement(k: int, *, atomic: bool = True) -> None:
         count = [0]
 
         def execute(*args: Any, **kwargs: Any) -> Any:
-            if atomic:
-                return conn.execute(*args, **kwargs)
-            with conn.engine.begin() as own:
-                return own.execute(*args, **kwargs)
+            result = conn.execute(*args, **kwargs)
+            if not atomic:
+                commit_now(conn)
+            return result
 
         class Counting:
             def execute(self, *args: Any, **kwargs: Any) -> Any:
@@ -134,8 +134,8 @@ def flushes(n: int) -> None:
     flush = staging.Stager.flush
     done = [0]
 
-    def new_init(self: Any, engine: Any, run_id: int, batch_size: int = 0) -> None:
-        init(self, engine, run_id, STAGING_BATCH)
+    def new_init(self: Any, conn: Any, batch_size: int = 0) -> None:
+        init(self, conn, STAGING_BATCH)
 
     def new_flush(self: Any) -> None:
         wrote = bool(self._devices)
@@ -184,8 +184,8 @@ def run_point(url: str, point: str, stage: int) -> int:
     elif point == "before-commit":
         after_statement("INSERT INTO SYNC_LISTINGS", 1)
     elif point == "after-commit":
-        # staging.clear(engine, run_id) after a merge: the merge transaction has committed.
-        wrap(staging, "clear", before=True, when=lambda *a, **k: len(a) > 1 or "run_id" in k)
+        # staging.drop(conn) after a merge: the merge transaction has committed.
+        wrap(staging, "drop", before=True)
     elif point == "between-runs":
         pass
     else:
