@@ -10,7 +10,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -236,13 +236,3 @@ def freshness_line(f: Freshness, limit: str) -> str:
     if f.fresh:
         return f"fresh: {ran} (max age {limit})"
     return f"stale: the newest succeeded {ran}, more than the max age {limit}"
-
-
-def rows_table(columns: list[str], rows: Iterable[tuple[Any, ...]]) -> list[str | Table]:
-    """A query's rows as a table, then the ``(N rows)`` line."""
-    table = Table(*columns)
-    count = 0
-    for row in rows:
-        table.add_row(*(cell(v) for v in row))
-        count += 1
-    return [table, f"({count} row{'s' if count != 1 else ''})"]
