@@ -65,6 +65,7 @@ ALLOWED: dict[str, set[str]] = {
     "scheduler": {"sync", "store", "config", "errors", "redact", "signals"},
     "readonly": {"errors", "store", "db", "redact", "sqlout"},
     "sqlout": set(),
+    "datasette_metadata": set(),
     "display": {"status", "errors"},  # and sync, for types only (under TYPE_CHECKING)
 }
 # third-party packages and the only modules that may import them (a package names its modules)

@@ -1,4 +1,5 @@
-"""The commands that read or prepare the database: ``init``, ``status`` and ``sql``."""
+"""The commands that read or prepare the database: ``init``, ``status``, ``sql`` and
+``datasette-metadata``."""
 
 from __future__ import annotations
 
@@ -9,19 +10,21 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
 
 from inventory.cli import app
 from inventory.cli.app import common_options, main
+from inventory.datasette_metadata import datasette_metadata
 from inventory.display import freshness_line, json_default, status_items
 from inventory.errors import SchemaMismatchError, first_line
 from inventory.readonly import read_engine, run_read_only
 from inventory.redact import redact_url
 from inventory.sqlout import json_row, table_lines, text_of
 from inventory.status import check_freshness, collect_status, parse_duration
-from inventory.store import make_engine
+from inventory.store import make_engine, sqlite_path
 
 STATUS_RUNS = 10
 TERMINAL_ROWS = 50  # sql --format table on a terminal: rows shown before "N more" (then csv)
@@ -201,3 +204,32 @@ def _write_rows(out: TextIO, fmt: str, columns: list[str], rows: Iterator[Row]) 
         limit = TERMINAL_ROWS if terminal else None
         for line in table_lines(columns, rows, width=width, limit=limit):
             out.write(line + "\n")
+
+
+# --- datasette-metadata ------------------------------------------------------------------------
+
+
+@main.command("datasette-metadata")
+@common_options
+@click.pass_context
+def datasette_metadata_command(ctx: click.Context) -> None:
+    """Print Datasette metadata for the SQLite snapshot: titles, facets, canned queries.
+
+    Column descriptions, sensible facets, the private tables hidden, and the README's SQL
+    recipes as canned queries, as JSON for `datasette --metadata`.
+
+    \b
+    Example:
+        datasette zt-inventory.db --metadata <(zt-inventory datasette-metadata)
+        zt-inventory datasette-metadata --database-url sqlite:///zt-demo.db > metadata.json
+    """
+    settings = app.settings_of(ctx)
+    path = sqlite_path(settings.database.url)
+    if path is None:
+        raise click.UsageError(
+            "Datasette opens SQLite files and database.url is not one; point a BI tool at "
+            "PostgreSQL instead, or pass --database-url sqlite:///FILE"
+        )
+    # Datasette names a database after its file, without the extension
+    metadata = datasette_metadata(Path(path).stem)
+    click.echo(json.dumps(metadata, indent=2, ensure_ascii=False))
