@@ -66,7 +66,7 @@ RECIPES = (
         "SELECT device_id, valid_from, valid_to\nFROM device_versions\n"
         "WHERE owner_company_id = :company_id AND NOT removed\n"
         "  AND valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)",
-        "T as stored: 2026-03-01 or 2026-03-01 12:00 (UTC).",
+        "T in UTC, as 2026-03-01 or 2026-03-01 12:00.",
     ),
     Recipe(
         "asset_tags",
@@ -80,7 +80,7 @@ RECIPES = (
         "How fresh is the snapshot?",
         "SELECT run_id, finished_at, devices_seen\nFROM sync_runs\n"
         "WHERE status = 'succeeded' AND scope = 'full'\nORDER BY run_id DESC LIMIT 1",
-        "Only full runs (every customer) count; a --customer run brings a few up to date.",
+        "Only full runs (every customer) count: a --customer run updates a few customers.",
     ),
 )
 
