@@ -31,6 +31,7 @@ MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 TABLE_WIDTH_ROWS = 10_000  # rows whose widths set the columns (later, wider values push over)
 _SQLITE_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")  # SQLAlchemy's form
 _ESCAPES = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_CONTROL = re.compile("[\n\r\t]")
 
 Row = tuple[Any, ...]
 
@@ -80,7 +81,7 @@ def sqlite_value(value: Any) -> Any:
         return value
     if _SQLITE_TIMESTAMP.fullmatch(value):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    if value[:1] in "{[" and value[-1:] in "}]" and value:
+    if value and value[0] in "{[" and value[-1] in "}]":
         try:
             return json.loads(value)
         except ValueError:
@@ -156,7 +157,13 @@ def json_row(columns: Sequence[str], row: Row) -> str:
 
 
 def _cell(value: Any) -> str:
-    return text_of(value).translate(_ESCAPES)
+    text = text_of(value)
+    return text.translate(_ESCAPES) if _CONTROL.search(text) else text
+
+
+def _width(text: str) -> int:
+    """Terminal columns of ``text`` (wide characters count two)."""
+    return len(text) if text.isascii() else cell_len(text)
 
 
 def _numeric(value: Any) -> bool:
@@ -184,11 +191,11 @@ def table_lines(
     rows = iter(rows)
     head = list(islice(rows, TABLE_WIDTH_ROWS if limit is None else limit))
     cells = [[_cell(v) for v in row] for row in head]
-    widths = [cell_len(name) for name in columns]
+    widths = [_width(name) for name in columns]
     right = [True] * len(columns)  # numbers are right-aligned
     for row, texts in zip(head, cells, strict=True):
         for i, (value, text) in enumerate(zip(row, texts, strict=True)):
-            widths[i] = max(widths[i], cell_len(text))
+            widths[i] = max(widths[i], _width(text))
             if value is not None and not _numeric(value):
                 right[i] = False
     # rows past the first ones: all of them off a terminal, none on one (they are counted)
@@ -214,13 +221,13 @@ def table_lines(
 def _line(texts: Sequence[str], widths: Sequence[int], right: Sequence[bool]) -> str:
     parts = []
     for text, w, r in zip(texts, widths, right, strict=True):
-        pad = " " * max(0, w - cell_len(text))
+        pad = " " * (w - _width(text))
         parts.append(pad + text if r else text + pad)
     return (" " + " | ".join(parts)).rstrip()
 
 
 def _block(number: int, columns: Sequence[str], texts: Sequence[str]) -> Iterator[str]:
-    name_width = max(cell_len(name) for name in columns)
+    name_width = max(_width(name) for name in columns)
     yield f"-[ RECORD {number} ]" + "-" * max(0, name_width - 10)
     for name, text in zip(columns, texts, strict=True):
-        yield (name + " " * (name_width - cell_len(name)) + " | " + text).rstrip()
+        yield (name + " " * (name_width - _width(name)) + " | " + text).rstrip()

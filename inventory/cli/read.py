@@ -9,9 +9,11 @@ import json
 import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
+from itertools import islice
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -25,6 +27,9 @@ from inventory.redact import redact_url
 from inventory.sqlout import json_row, table_lines, text_of
 from inventory.status import check_freshness, collect_status, parse_duration
 from inventory.store import make_engine, sqlite_path
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 STATUS_RUNS = 10
 TERMINAL_ROWS = 50  # sql --format table on a terminal: rows shown before "N more" (then csv)
@@ -108,16 +113,23 @@ def status(ctx: click.Context, limit: int, as_json: bool, max_age: str | None) -
     if max_age is not None:
         _check_freshness(ctx, settings.database.url, max_age, as_json)
         return
-    engine = read_engine(settings.database.url)
-    try:
-        with engine.connect() as conn:
-            data = collect_status(conn, limit)
-    finally:
-        engine.dispose()
+    with _reading(settings.database.url) as conn:
+        data = collect_status(conn, limit)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=json_default))
         return
     app.print_items(status_items(data, redact_url(settings.database.url)))
+
+
+@contextmanager
+def _reading(url: str) -> Iterator[Connection]:
+    """A connection of a read-only, revision-checked engine, disposed of afterwards."""
+    engine = read_engine(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def _check_freshness(ctx: click.Context, url: str, max_age: str, as_json: bool) -> None:
@@ -125,12 +137,8 @@ def _check_freshness(ctx: click.Context, url: str, max_age: str, as_json: bool) 
         max_age_s = parse_duration(max_age)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--max-age'") from None
-    engine = read_engine(url)
-    try:
-        with engine.connect() as conn:
-            fresh = check_freshness(conn, max_age_s)
-    finally:
-        engine.dispose()
+    with _reading(url) as conn:
+        fresh = check_freshness(conn, max_age_s)
     if as_json:
         click.echo(json.dumps(asdict(fresh), default=json_default))
     else:
@@ -202,8 +210,9 @@ def _write_rows(out: TextIO, fmt: str, columns: list[str], rows: Iterator[Row]) 
         terminal = app.is_terminal(sys.stdout)
         width = shutil.get_terminal_size().columns if terminal else None
         limit = TERMINAL_ROWS if terminal else None
-        for line in table_lines(columns, rows, width=width, limit=limit):
-            out.write(line + "\n")
+        lines = table_lines(columns, rows, width=width, limit=limit)
+        while chunk := list(islice(lines, 500)):  # one write per 500 lines
+            out.write("\n".join(chunk) + "\n")
 
 
 # --- datasette-metadata ------------------------------------------------------------------------

@@ -27,29 +27,27 @@ depends_on = None
 
 # v_devices: current devices, one row each, with the zero-touch owner and metadata as one JSON
 # object. A Chrome OS claim may name only a Google Workspace customer: the owner is then the
-# customer whose workspace account it is.
+# customer whose workspace account it is. Revision 0001 had the same view without the CASTs.
 V_DEVICES = """
 CREATE VIEW v_devices AS
 SELECT d.device_id, d.imei, d.imei2, d.meid, d.meid2, d.serial_number, d.manufacturer,
        d.model, d.chrome_os_attested_device_id, d.device_type,
-       CAST(COALESCE(c.owner_company_id,
-                (SELECT MIN(w.company_id) FROM customers w
-                  WHERE w.google_workspace_customer_id = c.google_workspace_customer_id
-                    AND c.google_workspace_customer_id IS NOT NULL)) AS BIGINT) AS company_id,
+       {company_id} AS company_id,
        cu.company_name,
        c.google_workspace_customer_id,
-       CAST(COALESCE((SELECT {json_agg}(m.key, m.value) FROM device_metadata m
-                       WHERE m.device_id = d.device_id), {empty_json}) AS {json_type}) AS metadata
+       {metadata} AS metadata
 FROM devices d
 LEFT JOIN device_claims c
        ON c.device_id = d.device_id AND c.section_type = 'SECTION_TYPE_ZERO_TOUCH'
-LEFT JOIN customers cu
-       ON cu.company_id = COALESCE(c.owner_company_id,
-                (SELECT MIN(w.company_id) FROM customers w
-                  WHERE w.google_workspace_customer_id = c.google_workspace_customer_id
-                    AND c.google_workspace_customer_id IS NOT NULL))
+LEFT JOIN customers cu ON cu.company_id = {owner}
 WHERE d.removed_at IS NULL
 """
+OWNER = """COALESCE(c.owner_company_id,
+                (SELECT MIN(w.company_id) FROM customers w
+                  WHERE w.google_workspace_customer_id = c.google_workspace_customer_id
+                    AND c.google_workspace_customer_id IS NOT NULL))"""
+METADATA = """COALESCE((SELECT {json_agg}(m.key, m.value) FROM device_metadata m
+                  WHERE m.device_id = d.device_id), {empty_json})"""
 
 V_CUSTOMER_DEVICE_COUNTS = """
 CREATE VIEW v_customer_device_counts AS
@@ -82,30 +80,7 @@ LEFT JOIN device_versions p ON p.device_id = v.device_id AND p.valid_to = v.vali
 ORDER BY v.valid_from, v.version_id
 """
 
-# the views as revision 0001 created them, for downgrade()
-V_DEVICES_0001 = """
-CREATE VIEW v_devices AS
-SELECT d.device_id, d.imei, d.imei2, d.meid, d.meid2, d.serial_number, d.manufacturer,
-       d.model, d.chrome_os_attested_device_id, d.device_type,
-       COALESCE(c.owner_company_id,
-                (SELECT MIN(w.company_id) FROM customers w
-                  WHERE w.google_workspace_customer_id = c.google_workspace_customer_id
-                    AND c.google_workspace_customer_id IS NOT NULL)) AS company_id,
-       cu.company_name,
-       c.google_workspace_customer_id,
-       COALESCE((SELECT {json_agg}(m.key, m.value) FROM device_metadata m
-                  WHERE m.device_id = d.device_id), {empty_json}) AS metadata
-FROM devices d
-LEFT JOIN device_claims c
-       ON c.device_id = d.device_id AND c.section_type = 'SECTION_TYPE_ZERO_TOUCH'
-LEFT JOIN customers cu
-       ON cu.company_id = COALESCE(c.owner_company_id,
-                (SELECT MIN(w.company_id) FROM customers w
-                  WHERE w.google_workspace_customer_id = c.google_workspace_customer_id
-                    AND c.google_workspace_customer_id IS NOT NULL))
-WHERE d.removed_at IS NULL
-"""
-
+# v_customer_device_counts as revision 0001 created it, for downgrade()
 V_CUSTOMER_DEVICE_COUNTS_0001 = """
 CREATE VIEW v_customer_device_counts AS
 SELECT cu.company_id, cu.company_name, COUNT(v.device_id) AS devices
@@ -122,15 +97,29 @@ def _drop_views() -> None:
     op.execute("DROP VIEW IF EXISTS v_devices")
 
 
-def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+def _v_devices(postgres: bool, *, typed: bool) -> str:
+    if postgres:
         # jsonb: equality, DISTINCT, GROUP BY and the ? operators work on it
-        json = {"json_agg": "jsonb_object_agg", "empty_json": "'{}'::jsonb", "json_type": "jsonb"}
+        json_agg, empty, json_type = ("jsonb_object_agg", "'{}'::jsonb", "jsonb")
+        if not typed:
+            json_agg, empty = "json_object_agg", "'{}'::json"
     else:
         # TEXT: SQLite's JSON is text; a CAST to a JSON type name would give NUMERIC affinity
-        json = {"json_agg": "json_group_object", "empty_json": "json('{}')", "json_type": "TEXT"}
+        json_agg, empty, json_type = ("json_group_object", "json('{}')", "TEXT")
+    metadata = METADATA.format(json_agg=json_agg, empty_json=empty)
+    if typed:
+        return V_DEVICES.format(
+            company_id=f"CAST({OWNER} AS BIGINT)",
+            metadata=f"CAST({metadata} AS {json_type})",
+            owner=OWNER,
+        )
+    return V_DEVICES.format(company_id=OWNER, metadata=metadata, owner=OWNER)
+
+
+def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
     _drop_views()
-    op.execute(V_DEVICES.format(**json))
+    op.execute(_v_devices(postgres, typed=True))
     op.execute(V_CUSTOMER_DEVICE_COUNTS)
     op.execute(V_DEVICE_CHANGES)
     op.create_index(
@@ -141,9 +130,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_device_versions_valid_from", table_name="device_versions")
     _drop_views()
-    if op.get_bind().dialect.name == "postgresql":
-        json_agg, empty_json = "json_object_agg", "'{}'::json"
-    else:
-        json_agg, empty_json = "json_group_object", "json('{}')"
-    op.execute(V_DEVICES_0001.format(json_agg=json_agg, empty_json=empty_json))
+    op.execute(_v_devices(op.get_bind().dialect.name == "postgresql", typed=False))
     op.execute(V_CUSTOMER_DEVICE_COUNTS_0001)
