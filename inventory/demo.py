@@ -217,18 +217,20 @@ def questions(
         ),
         (
             "changes",
-            f"What changed in the second sync (run {second_run})?",
-            "SELECT CASE WHEN v.removed THEN 'removed'\n"
-            "            WHEN p.device_id IS NULL THEN 'added'\n"
-            "            WHEN COALESCE(p.owner_company_id, -1)\n"
-            "                 <> COALESCE(v.owner_company_id, -1)\n"
-            "              THEN 'moved to another customer'\n"
-            "            ELSE 'changed (e.g. metadata)' END AS change,\n"
-            "       COUNT(*) AS devices\n"
-            "FROM device_versions v\n"
-            "LEFT JOIN device_versions p\n"
-            "  ON p.device_id = v.device_id AND p.valid_to = v.valid_from\n"
-            f"WHERE v.run_id = {second_run}\nGROUP BY 1 ORDER BY 2 DESC",
+            f"What changed in the second sync (run {second_run})? (view v_device_changes)",
+            "SELECT change, COUNT(*) AS devices\n"
+            f"FROM v_device_changes\nWHERE run_id = {second_run}\n"
+            "GROUP BY change ORDER BY devices DESC, change",
+        ),
+        (
+            "moved",
+            "Which devices moved between customers? (first 5)",
+            "SELECT c.device_id, f.company_name AS moved_from, t.company_name AS moved_to\n"
+            "FROM v_device_changes c\n"
+            "JOIN customers f ON f.company_id = c.previous_company_id\n"
+            "JOIN customers t ON t.company_id = c.company_id\n"
+            f"WHERE c.change = 'moved' AND c.run_id = {second_run}\n"
+            "ORDER BY c.device_id\nLIMIT 5",
         ),
         (
             "owned_then",
@@ -322,6 +324,14 @@ def run_demo(
         soft_wrap=True,
     )
     out.print(f"  zt-inventory status --database-url {shown}", highlight=False, soft_wrap=True)
+    if url == DEMO_URL:
+        out.print(
+            "Browse it in Datasette (pip install datasette):\n"
+            "  datasette zt-demo.db --metadata <(zt-inventory datasette-metadata "
+            f"--database-url {DEMO_URL})",
+            highlight=False,
+            soft_wrap=True,
+        )
     return DemoReport(url, first, second, mutations, answers, seconds)
 
 

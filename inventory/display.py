@@ -10,8 +10,8 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from inventory.errors import first_line
-from inventory.status import humanize_age
+from inventory.status import Freshness, humanize_age
 
 if TYPE_CHECKING:
     from inventory.sync import Progress, SyncResult
@@ -152,12 +152,24 @@ def status_items(data: dict[str, Any], where: str) -> list[str | Table]:
     if snap["finished_at"] is None:
         lines.append("Snapshot: none yet (no run has succeeded); run `zt-inventory sync`.")
     else:
+        scope = "" if snap["scope"] == "full" else f", {snap['scope']}"
+        age = (datetime.now(UTC) - snap["finished_at"]).total_seconds()
         lines.append(
             f"Snapshot: {snap['devices_current']:,} current devices, "
             f"{snap['customers_current']:,} customers, from run {snap['run_id']} "
-            f"({snap['status']}), finished {cell(snap['finished_at'])}, "
-            f"{humanize_age(snap['age_s'])} ago"
+            f"({snap['status']}{scope}), finished {cell(snap['finished_at'])}, "
+            f"{humanize_age(age)} ago"
         )
+        if snap["full_run_id"] is None:
+            lines.append(
+                "Fleet: no full run has succeeded yet; only a `zt-inventory sync` of every "
+                "customer (no --customer) tells how fresh the fleet is."
+            )
+        elif snap["full_run_id"] != snap["run_id"]:
+            lines.append(
+                f"Fleet: last synced in full by run {snap['full_run_id']}, finished "
+                f"{cell(snap['full_finished_at'])}, {humanize_age(snap['age_s'])} ago"
+            )
     lst = data["last_run_listings"]
     if lst:
         lines.append(
@@ -180,16 +192,17 @@ def status_items(data: dict[str, Any], where: str) -> list[str | Table]:
 def _runs_table(runs: list[dict[str, Any]]) -> Table:
     table = Table(title="Last runs", title_justify="left")
     headers = [
-        "run", "trigger", "status", "started", "duration", "seen", "added", "changed",
+        "run", "trigger", "scope", "status", "started", "duration", "seen", "added", "changed",
         "removed", "reappeared", "requests", "retries", "error",
     ]  # fmt: skip
     for name in headers:
-        left = name in ("trigger", "status", "started", "error")
+        left = name in ("trigger", "scope", "status", "started", "error")
         table.add_column(name, justify="left" if left else "right")
     for run in runs:
         duration = f"{run['duration_s']:.1f} s" if run["duration_s"] is not None else "-"
         table.add_row(
-            str(run["run_id"]), run["trigger"], run["status"], cell(run["started_at"]), duration,
+            str(run["run_id"]), run["trigger"], _scope_text(run), run["status"],
+            cell(run["started_at"]), duration,
             *(f"{run[k] or 0:,}" for k in (
                 "devices_seen", "devices_added", "devices_changed", "devices_removed",
                 "devices_reappeared", "api_requests", "retries",
@@ -199,11 +212,27 @@ def _runs_table(runs: list[dict[str, Any]]) -> Table:
     return table
 
 
-def rows_table(columns: list[str], rows: Iterable[tuple[Any, ...]]) -> list[str | Table]:
-    """A query's rows as a table, then the ``(N rows)`` line."""
-    table = Table(*columns)
-    count = 0
-    for row in rows:
-        table.add_row(*(cell(v) for v in row))
-        count += 1
-    return [table, f"({count} row{'s' if count != 1 else ''})"]
+def _scope_text(run: dict[str, Any]) -> str:
+    ids = run.get("scope_customer_ids") or []
+    if run["scope"] == "customers" and ids:
+        return f"customers ({len(ids)})" if len(ids) > 1 else f"customer {ids[0]}"
+    return str(run["scope"])
+
+
+def freshness_line(f: Freshness, limit: str) -> str:
+    """The one line of ``status --max-age``: fresh or stale, and which run says so.
+
+    Args:
+        f: what :func:`inventory.status.check_freshness` found.
+        limit: the maximum age as the user wrote it (``2h``).
+    """
+    if f.run_id is None or f.finished_at is None or f.age_s is None:
+        return (
+            f"stale: no full run has succeeded yet (max age {limit}); run `zt-inventory sync` "
+            "without --customer"
+        )
+    when = f.finished_at.astimezone(UTC).isoformat(timespec="seconds")
+    ran = f"full run {f.run_id} finished {when}, {humanize_age(f.age_s)} ago"
+    if f.fresh:
+        return f"fresh: {ran} (max age {limit})"
+    return f"stale: the newest succeeded {ran}, more than the max age {limit}"

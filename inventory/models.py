@@ -2,9 +2,9 @@
 
 The public tables (``customers``, ``devices``, ``device_claims``, ``device_metadata``,
 ``device_versions``, ``identifier_lookups``, ``sync_runs``, ``sync_listings``) and the views
-(``v_devices``, ``v_customer_device_counts``) are the product's interface: users' SQL and
-dashboards depend on their names. Their schema is created by Alembic migrations
-(``migrations/``); a test checks that these models and the migrations agree.
+(``v_devices``, ``v_customer_device_counts``, ``v_device_changes``) are the product's
+interface: users' SQL and dashboards depend on their names. Their schema is created by Alembic
+migrations (``migrations/``); a test checks that these models and the migrations agree.
 
 The ``sync_staging_*`` tables belong to the collector: a run creates them as TEMPORARY tables
 on its own writer connection (see ``inventory.sync.staging``), pages stream into them, and one
@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -66,11 +67,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# A JSON column: SQL NULL for Python None (never the JSON text ``null``, so ``IS NULL`` finds
+# "none"), and ``jsonb`` on PostgreSQL (equality, DISTINCT, GROUP BY, ``?`` and GIN indexes work;
+# ``json`` has none of them). Revision 0003 converted the existing columns.
+JSON_DOCUMENT = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
 class Base(DeclarativeBase):
     """Declarative base on a ``MetaData`` with a constraint naming convention."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime()}
+    type_annotation_map = {
+        dict[str, Any]: JSON_DOCUMENT,
+        list[Any]: JSON_DOCUMENT,
+        datetime: UTCDateTime(),
+    }
 
 
 # --- column groups shared by a public table and its staging table: declared once here, and
@@ -83,14 +94,14 @@ class CustomerFields:
     partner_id: Mapped[int] = mapped_column(BigInteger)
     company_name: Mapped[str | None] = mapped_column(Text)
     name: Mapped[str | None] = mapped_column(Text)
-    owner_emails: Mapped[list[Any]] = mapped_column(JSON)
-    admin_emails: Mapped[list[Any]] = mapped_column(JSON)
+    owner_emails: Mapped[list[Any]] = mapped_column(JSON_DOCUMENT)
+    admin_emails: Mapped[list[Any]] = mapped_column(JSON_DOCUMENT)
     terms_status: Mapped[str | None] = mapped_column(Text)
     language_code: Mapped[str | None] = mapped_column(Text)
     skip_welcome_email: Mapped[bool | None] = mapped_column(Boolean)
-    google_workspace_account: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    google_workspace_account: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
     google_workspace_customer_id: Mapped[str | None] = mapped_column(Text)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON_DOCUMENT)
     content_hash: Mapped[str] = mapped_column(String(64))
 
 
@@ -153,7 +164,7 @@ class Device(DeviceFields, Base):
 
     device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     partner_id: Mapped[int] = mapped_column(BigInteger)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON_DOCUMENT)
     content_hash: Mapped[str] = mapped_column(String(64))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -206,9 +217,13 @@ class SyncRun(Base):
     devices_reappeared: Mapped[int] = mapped_column(Integer, default=0)
     api_requests: Mapped[int] = mapped_column(Integer, default=0)
     retries: Mapped[int] = mapped_column(Integer, default=0)
-    unknown_fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    warnings: Mapped[list[Any] | None] = mapped_column(JSON)
+    unknown_fields: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
+    warnings: Mapped[list[Any] | None] = mapped_column(JSON_DOCUMENT)
     error: Mapped[str | None] = mapped_column(Text)
+    # what the run listed (``inventory.store.runs.RunScope``); only ``full`` runs tell how fresh
+    # the fleet is. Rows from before revision 0005 are ``full``.
+    scope: Mapped[str] = mapped_column(String(16), server_default="full")
+    scope_customer_ids: Mapped[list[Any] | None] = mapped_column(JSON_DOCUMENT)
 
 
 class SyncListing(Base):
@@ -220,8 +235,8 @@ class SyncListing(Base):
     run_id: Mapped[int] = mapped_column(Integer, ForeignKey("sync_runs.run_id"), index=True)
     kind: Mapped[str] = mapped_column(String(32), default="find_by_owner")
     section_type: Mapped[str | None] = mapped_column(String(64))
-    company_ids: Mapped[list[Any]] = mapped_column(JSON)
-    google_workspace_customer_ids: Mapped[list[Any]] = mapped_column(JSON)
+    company_ids: Mapped[list[Any]] = mapped_column(JSON_DOCUMENT)
+    google_workspace_customer_ids: Mapped[list[Any]] = mapped_column(JSON_DOCUMENT)
     total_size: Mapped[int | None] = mapped_column(Integer)
     devices_seen: Mapped[int] = mapped_column(Integer, default=0)
     api_requests: Mapped[int] = mapped_column(Integer, default=0)
@@ -233,7 +248,11 @@ class DeviceVersion(Base):
     """Type-2 history: one row per version of a device, ``valid_to`` NULL for the current one."""
 
     __tablename__ = "device_versions"
-    __table_args__ = (Index("ix_device_versions_device_id_valid_from", "device_id", "valid_from"),)
+    __table_args__ = (
+        Index("ix_device_versions_device_id_valid_from", "device_id", "valid_from"),
+        # v_device_changes: "what changed since T", oldest first, without a sort (revision 0004)
+        Index("ix_device_versions_valid_from", "valid_from", "version_id"),
+    )
 
     version_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     device_id: Mapped[int] = mapped_column(BigInteger)
@@ -243,7 +262,7 @@ class DeviceVersion(Base):
     removed: Mapped[bool] = mapped_column(Boolean, default=False)
     owner_company_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     content_hash: Mapped[str] = mapped_column(String(64))
-    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
 
 
 class IdentifierLookup(Base):
@@ -295,7 +314,7 @@ class StagingDevice(DeviceFields, StagingBase):
     content_hash: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[int | None] = mapped_column(BigInteger)
     owner_company_id: Mapped[int | None] = mapped_column(BigInteger)
-    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
 
 
 class StagingSighting(StagingBase):

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from inventory.errors import InventoryError, ReadOnlyError, first_line
 from inventory.redact import scrub
+from inventory.sqlout import SQLITE_CONVERTERS, sqlite_rows
 from inventory.store import make_engine, require_database_file
 
 Row = tuple[Any, ...]
@@ -24,8 +25,14 @@ FETCH_ROWS = 500
 SQL_READ_ROLE = "pg_read_all_data"  # PostgreSQL 14+: may read every table, write nothing
 
 
-def read_engine(url: str) -> Engine:
+def read_engine(url: str, *, typed_values: bool = False) -> Engine:
     """A read-only engine on a database that exists and is at the schema this code expects.
+
+    Args:
+        url: the database URL.
+        typed_values: SQLite only: connections convert values by their declared type
+            (:data:`inventory.sqlout.SQLITE_CONVERTERS`) for the driver cursor's rows; not for
+            SQLAlchemy statements, whose own types expect the stored text.
 
     Raises:
         SchemaMismatchError: the file is missing or the schema is not the expected revision.
@@ -34,13 +41,24 @@ def read_engine(url: str) -> Engine:
     from inventory import db
 
     require_database_file(url)
-    engine = make_engine(url, read_only=True)
+    detect = 0
+    if typed_values:
+        _register_sqlite_converters()
+        detect = sqlite3.PARSE_DECLTYPES
+    engine = make_engine(url, read_only=True, sqlite_detect_types=detect)
     try:
         db.check_revision(engine)
     except BaseException:
         engine.dispose()
         raise
     return engine
+
+
+def _register_sqlite_converters() -> None:
+    # sqlite3 keeps converters in one table per process; they apply only to connections opened
+    # with detect_types, which only the sql command's engine is.
+    for name, convert in SQLITE_CONVERTERS.items():
+        sqlite3.register_converter(name, convert)
 
 
 def _forbid_attach(dbapi_conn: Any, _record: Any) -> None:
@@ -76,13 +94,15 @@ def run_read_only(
     ``COMMIT; BEGIN READ WRITE; …``). Nothing is ever committed.
 
     Yields:
-        (column names, row iterator).
+        (column names, row iterator); the values are in one form whichever database answered
+        (:mod:`inventory.sqlout`): timestamps as aware UTC datetimes, JSON parsed, booleans as
+        bools.
 
     Raises:
         ReadOnlyError: the database refused a write.
         InventoryError: the statement failed for another reason.
     """
-    engine = read_engine(url)
+    engine = read_engine(url, typed_values=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _forbid_attach)
         engine.dispose()  # the revision check's connection predates the listener
@@ -109,7 +129,7 @@ def run_read_only(
                             return
                         yield from (tuple(r) for r in batch)
 
-                yield columns, rows()
+                yield columns, rows() if postgres else sqlite_rows(rows())
             except dbapi_error as exc:
                 with suppress(dbapi_error):
                     cursor.close()

@@ -75,7 +75,8 @@ class Metrics:
         r = self.registry
         self.last_success = Gauge(
             "zt_inventory_last_success_timestamp_seconds",
-            "Unix time when the last succeeded run finished (0: none yet)",
+            "Unix time when the last succeeded full run finished: how fresh the fleet is "
+            "(a --customer run does not count; 0: none yet)",
             registry=r,
         )
         self.last_run = Gauge(
@@ -121,7 +122,7 @@ class Metrics:
         self.runs.labels(status=status).inc()
         self.requests.inc(result.api_requests)
         self.retries.inc(result.retries)
-        if result.ok:
+        if result.ok and result.scope == runs.RunScope.FULL and not result.dry_run:
             self.last_success.set(finished.timestamp())
         if devices_current is not None:
             self.devices_current.set(devices_current)
@@ -230,14 +231,14 @@ class SyncService:
             engine = make_engine(self.settings.database.url)
             try:
                 with engine.connect() as conn:
-                    last = runs.last_success_at(conn)
+                    last = runs.last_full_success(conn)
             finally:
                 engine.dispose()
         except Exception as exc:
             log.debug("could not read the last run: %s", _describe(exc))
             return
         if last is not None:
-            self.metrics.last_success.set(last.timestamp())
+            self.metrics.last_success.set(last["finished_at"].timestamp())
         current = self._devices_current()
         if current is not None:
             self.metrics.devices_current.set(current)

@@ -1,7 +1,10 @@
-"""What ``zt-inventory status`` reports, as plain data: runs, listings, the snapshot's age."""
+"""What ``zt-inventory status`` reports, as plain data: runs, listings, the snapshot's age, and
+whether the fleet is fresh enough (``--max-age``)."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +12,9 @@ from inventory.store import runs, snapshot
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 
 
 def collect_status(conn: Connection, limit: int) -> dict[str, Any]:
@@ -19,7 +25,10 @@ def collect_status(conn: Connection, limit: int) -> dict[str, Any]:
         limit: how many runs, newest first.
 
     Returns:
-        ``{"snapshot": …, "last_run_listings": …, "runs": […]}``, ready for JSON.
+        ``{"snapshot": …, "last_run_listings": …, "runs": […]}``, ready for JSON. The
+        snapshot's ``run_id``, ``status``, ``scope`` and ``finished_at`` are those of the newest
+        run readers see the result of; ``age_s`` is how long ago the newest succeeded ``full``
+        run (``full_run_id``) finished: only such a run tells how fresh the whole fleet is.
     """
     recent = runs.recent_runs(conn, limit)
     listings: dict[str, Any] = {}
@@ -36,19 +45,61 @@ def collect_status(conn: Connection, limit: int) -> dict[str, Any]:
             "incomplete": incomplete,
         }
     last_good = runs.last_applied_run(conn)
+    full = runs.last_full_success(conn)
     snap: dict[str, Any] = {
         "devices_current": snapshot.current_fleet_size(conn),
         "customers_current": snapshot.current_customer_count(conn),
         "run_id": None,
         "finished_at": None,
-        "age_s": None,
+        "full_run_id": None if full is None else full["run_id"],
+        "full_finished_at": None if full is None else full["finished_at"],
+        "age_s": None if full is None else _age_s(full["finished_at"]),
     }
     if last_good is not None and last_good["finished_at"] is not None:
         snap["run_id"] = last_good["run_id"]
         snap["status"] = last_good["status"]
+        snap["scope"] = last_good["scope"]
         snap["finished_at"] = last_good["finished_at"]
-        snap["age_s"] = (datetime.now(UTC) - last_good["finished_at"]).total_seconds()
     return {"snapshot": snap, "last_run_listings": listings, "runs": recent}
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """The answer of ``status --max-age``: has a ``full`` run succeeded within ``max_age_s``?"""
+
+    fresh: bool
+    max_age_s: float
+    run_id: int | None = None  # the newest succeeded full run
+    finished_at: datetime | None = None
+    age_s: float | None = None
+
+
+def check_freshness(conn: Connection, max_age_s: float) -> Freshness:
+    """Whether the newest succeeded ``full`` run finished at most ``max_age_s`` seconds ago."""
+    full = runs.last_full_success(conn)
+    if full is None:
+        return Freshness(fresh=False, max_age_s=max_age_s)
+    age = _age_s(full["finished_at"])
+    return Freshness(age <= max_age_s, max_age_s, full["run_id"], full["finished_at"], age)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90m``, ``2h``, ``1d`` or ``30s`` (a number and ``s``, ``m``, ``h`` or ``d``).
+
+    Raises:
+        ValueError: not of that form, or not more than zero.
+    """
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration; expected a number and s, m, h or d (2h)")
+    seconds = float(match.group(1)) * DURATION_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a duration longer than zero")
+    return seconds
+
+
+def _age_s(finished_at: datetime) -> float:
+    return (datetime.now(UTC) - finished_at).total_seconds()
 
 
 def humanize_age(seconds: float) -> str:

@@ -19,13 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, inspect, select, text
 
 from inventory import cli, db, display
 from inventory.cli import main
+from inventory.datasette_metadata import RECIPES, TABLES
 from inventory.emulator import Emulator, LoopbackServer, generate_fleet, serve
 from inventory.models import Device, SyncListing, SyncRun
-from inventory.status import humanize_age
+from inventory.status import humanize_age, parse_duration
 from inventory.store import WriterLock, make_engine
 from inventory.sync import SyncResult
 
@@ -641,3 +642,116 @@ def test_sync_counts_match_the_emulator(
         ).scalar_one()
     engine.dispose()
     assert current == expected
+
+
+# --- freshness: status --max-age and run scopes ----------------------------------------------
+
+
+def test_only_a_full_run_makes_the_fleet_fresh(
+    synced_config: Path, emulator: tuple[Emulator, LoopbackServer], db_url: str
+) -> None:
+    customer = int(next(emulator[0].iter_customers())["companyId"])
+    assert run("sync", "--customer", str(customer)).exit_code == 0
+    stale = run("status", "--max-age", "1d")
+    assert stale.exit_code == 1
+    assert stale.stdout == (
+        "stale: no full run has succeeded yet (max age 1d); run `zt-inventory sync` without "
+        "--customer\n"
+    )
+    status = run("status")
+    assert "from run 1 (succeeded, customers)" in status.stdout
+    assert "Fleet: no full run has succeeded yet" in status.stdout
+    assert f"customer {customer}" in status.stdout
+    assert run("sync").exit_code == 0
+    assert run("sync", "--customer", str(customer)).exit_code == 0
+    fresh = run("status", "--max-age", "90m")
+    assert fresh.exit_code == 0, fresh.output
+    assert fresh.stdout.startswith("fresh: full run 2 finished ")
+    assert fresh.stdout.endswith(" s ago (max age 90m)\n")
+    assert "Fleet: last synced in full by run 2" in run("status").stdout
+    data = json.loads(run("status", "--json").stdout)
+    assert (data["snapshot"]["run_id"], data["snapshot"]["full_run_id"]) == (3, 2)
+    assert [r["scope"] for r in data["runs"]] == ["customers", "full", "customers"]
+    assert data["runs"][0]["scope_customer_ids"] == [customer]
+    assert json.loads(run("status", "--max-age", "2h", "--json").stdout)["run_id"] == 2
+    assert count(db_url, "SELECT COUNT(*) FROM sync_runs WHERE scope_customer_ids IS NULL") == 1
+
+
+def test_status_max_age_says_when_the_full_run_is_too_old(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert run("init", "--database-url", url).exit_code == 0
+    now = datetime.now(UTC)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(SyncRun).values(
+                started_at=now - timedelta(hours=3, minutes=1),
+                finished_at=now - timedelta(hours=3),
+                status="succeeded",
+                trigger="schedule",
+            )
+        )
+    engine.dispose()
+    result = run("status", "--database-url", url, "--max-age", "2h")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("stale: the newest succeeded full run 1 finished ")
+    assert result.stdout.endswith(", 3 h 0 min ago, more than the max age 2h\n")
+    assert run("status", "--database-url", url, "--max-age", "1d").exit_code == 0
+    assert run("status", "--database-url", url, "--max-age", "181m").exit_code == 0
+
+
+@pytest.mark.parametrize("bad", ["2", "2 hours", "h", "0m", "-1h", "1w"])
+def test_status_max_age_refuses_what_is_no_duration(sqlite_db: str, bad: str) -> None:
+    result = run("status", "--database-url", sqlite_db, "--max-age", bad)
+    assert result.exit_code == 2
+    assert "Invalid value for '--max-age'" in result.stderr
+
+
+def test_parse_duration() -> None:
+    assert [parse_duration(t) for t in ("90m", "2h", "1d", "30s", "1.5h")] == [
+        5400, 7200, 86400, 30, 5400,
+    ]  # fmt: skip
+
+
+# --- datasette-metadata -----------------------------------------------------------------------
+
+
+def test_datasette_metadata_names_the_database_after_its_file(sqlite_db: str) -> None:
+    result = run("datasette-metadata", "--database-url", sqlite_db)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    tables = data["databases"]["inventory"]["tables"]
+    assert tables["v_devices"]["facets"] == ["company_name", "manufacturer", "model", "device_type"]
+    assert tables["alembic_version"] == {"hidden": True}
+    assert set(data["databases"]["inventory"]["queries"]) == {r.name for r in RECIPES}
+
+
+def test_datasette_metadata_describes_real_columns_and_its_queries_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'snap.db'}"
+    assert run("init", "--database-url", url).exit_code == 0
+    engine = make_engine(url)
+    try:
+        insp = inspect(engine)
+        for table, meta in TABLES.items():
+            names = {c["name"] for c in insp.get_columns(table)}
+            assert set(meta.get("columns", {})) <= names, table
+            assert set(meta.get("facets", [])) <= names, table
+        with engine.connect() as conn:
+            for recipe in RECIPES:  # Datasette binds its form's fields as text
+                params = {p: "1" for p in ("imei", "company_id", "at") if f":{p}" in recipe.sql}
+                conn.execute(text(recipe.sql), params).all()
+    finally:
+        engine.dispose()
+
+
+def test_datasette_metadata_needs_sqlite(postgres_url: str) -> None:
+    result = run("datasette-metadata", "--database-url", postgres_url)
+    assert result.exit_code == 2
+    assert "Datasette opens SQLite files" in result.stderr
+
+
+def test_the_readme_shows_the_recipes_and_the_datasette_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "datasette zt-demo.db --metadata <(zt-inventory datasette-metadata" in readme
+    for recipe in RECIPES:
+        assert recipe.sql in readme, recipe.name

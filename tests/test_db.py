@@ -217,3 +217,75 @@ def test_staging_tables_leave_the_schema(db_url: str) -> None:
         assert staging_tables(engine) == []
     finally:
         engine.dispose()
+
+
+def _json_types(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        sql = (
+            "SELECT DISTINCT data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND data_type IN ('json', 'jsonb')"
+        )
+        return {r[0] for r in conn.execute(text(sql))}
+
+
+def test_revisions_0003_to_0005_convert_existing_data_and_go_back(db_url: str) -> None:
+    """A database written by revision 0002's code: JSON ``null`` texts, json columns, runs
+    without a scope. Upgraded, then downgraded to 0002 and upgraded again."""
+    engine = make_engine(db_url)
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        db.upgrade(engine, "0002")
+        stamp = "'2026-03-01 10:00:00.000000" + ("+00'" if postgres else "'")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO customers (company_id, partner_id, owner_emails, admin_emails, "
+                "google_workspace_account, raw, content_hash, first_seen_at, last_changed_at) "
+                f"VALUES (9007199261810833, 1, '[]', '[]', 'null', '{{}}', 'h', {stamp}, {stamp}),"
+                f" (2, 1, '[]', '[]', '{{\"customerId\": \"C1\"}}', '{{}}', 'h', {stamp}, {stamp})"
+            ))  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO sync_runs (started_at, finished_at, status, trigger, dry_run, "
+                "customers_seen, devices_seen, devices_added, devices_changed, devices_removed, "
+                "devices_reappeared, api_requests, retries, unknown_fields, warnings) "
+                f"VALUES ({stamp}, {stamp}, 'succeeded', 'manual', FALSE, 0, 0, 0, 0, 0, 0, 0, 0, "
+                "'null', 'null')"
+            ))  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO device_versions (device_id, valid_from, run_id, removed, "
+                f"content_hash, raw) VALUES (5, {stamp}, 1, TRUE, 'h', 'null')"
+            ))  # fmt: skip
+        if postgres:
+            assert _json_types(engine) == {"json"}
+        db.upgrade(engine)
+        with engine.connect() as conn:
+            nulls = conn.execute(text(
+                "SELECT (SELECT COUNT(*) FROM customers WHERE google_workspace_account IS NULL),"
+                " (SELECT COUNT(*) FROM sync_runs WHERE unknown_fields IS NULL"
+                "   AND warnings IS NULL AND scope = 'full' AND scope_customer_ids IS NULL),"
+                " (SELECT COUNT(*) FROM device_versions WHERE raw IS NULL)"
+            )).one()  # fmt: skip
+            assert tuple(nulls) == (1, 1, 1)
+            account = conn.execute(
+                text("SELECT google_workspace_account FROM customers WHERE company_id = 2")
+            ).scalar_one()
+            assert (json.loads(account) if isinstance(account, str) else account) == {
+                "customerId": "C1"
+            }
+            assert conn.execute(text("SELECT COUNT(*) FROM v_device_changes")).scalar_one() == 1
+        if postgres:
+            assert _json_types(engine) == {"jsonb"}
+        db.downgrade(engine, "0002")
+        insp = inspect(engine)
+        assert "scope" not in {c["name"] for c in insp.get_columns("sync_runs")}
+        assert "v_device_changes" not in insp.get_view_names()
+        assert "ix_device_versions_valid_from" not in {
+            ix["name"] for ix in insp.get_indexes("device_versions")
+        }
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM v_customer_device_counts")).scalar() == 2
+        if postgres:
+            assert _json_types(engine) == {"json"}
+        db.upgrade(engine)
+        assert db.current_revision(engine) == db.head_revision()
+    finally:
+        engine.dispose()

@@ -30,11 +30,14 @@ def test_demo_runs_end_to_end_in_under_a_minute(
         "Which devices have vacation mode set",
         "Which devices we shipped (identifiers file) are not registered?",
         "What changed in the second sync (run 2)?",
+        "Which devices moved between customers?",
         "What did customer",
     ):
         assert question in out
     assert "SELECT company_id, company_name, devices" in out
     assert 'zt-inventory sql --database-url sqlite:///zt-demo.db "SELECT' in out
+    assert "FROM v_device_changes" in out
+    assert "datasette zt-demo.db --metadata <(zt-inventory datasette-metadata" in out
 
     conn = sqlite3.connect(tmp_path / "zt-demo.db")
     try:
@@ -67,11 +70,12 @@ def test_demo_on_postgres(postgres_url: str) -> None:
     assert len(report.answers["unregistered"]) == 3
     changes = dict(report.answers["changes"])
     assert changes == {
-        "moved to another customer": len(report.mutations.moved),
-        "changed (e.g. metadata)": len(report.mutations.relabelled),
+        "moved": len(report.mutations.moved),
+        "changed": len(report.mutations.relabelled),
         "added": len(report.mutations.added),
         "removed": len(report.mutations.unclaimed) + len(report.mutations.deleted),
     }
+    assert {row[0] for row in report.answers["moved"]} <= set(report.mutations.moved)
     [(then, now)] = report.answers["owned_then"]
     assert then - now >= len(report.mutations.moved)
     assert len(report.answers["history"]) == 2

@@ -63,7 +63,9 @@ ALLOWED: dict[str, set[str]] = {
     # what reads runs and the snapshot
     "status": {"store"},
     "scheduler": {"sync", "store", "config", "errors", "redact", "signals"},
-    "readonly": {"errors", "store", "db", "redact"},
+    "readonly": {"errors", "store", "db", "redact", "sqlout"},
+    "sqlout": set(),
+    "datasette_metadata": set(),
     "display": {"status", "errors"},  # and sync, for types only (under TYPE_CHECKING)
 }
 # third-party packages and the only modules that may import them (a package names its modules)
@@ -82,7 +84,7 @@ OWNERS = {
         "demo",
     },
     "httpx": {"api", "auth", "emulator", "cli", "demo"},
-    "rich": {"display", "cli", "demo"},
+    "rich": {"display", "sqlout", "cli", "demo"},
 }
 
 

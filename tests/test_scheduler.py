@@ -29,14 +29,16 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from click.testing import CliRunner
 from prometheus_client import generate_latest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from inventory.cli import main
 from inventory.config import load_settings
 from inventory.emulator import Emulator, generate_fleet, serve
 from inventory.errors import LockedError
+from inventory.models import SyncRun
 from inventory.scheduler import MISFIRE_GRACE_S, SyncService, build_trigger, summary_line
 from inventory.store import make_engine
+from inventory.store.runs import RunScope
 from inventory.sync import SyncResult
 from tests.syncutil import staging_tables
 
@@ -121,6 +123,36 @@ def test_a_failed_run_keeps_the_last_success(tmp_path: Path) -> None:
     assert metric(service, 'zt_inventory_last_run_status{status="failed"}') == 1
     assert metric(service, 'zt_inventory_last_run_status{status="succeeded"}') == 0
     assert "error: HTTP 503" in summary_line(result("failed", 4, "HTTP 503"))
+
+
+def test_only_a_full_run_moves_the_last_success(tmp_path: Path) -> None:
+    customers = result(run_id=5)
+    customers.scope, customers.scope_customer_ids = RunScope.CUSTOMERS, [42]
+    service = SyncService(settings_for(tmp_path), sync=lambda *_a, **_k: customers)
+    service.run_once()
+    assert metric(service, "zt_inventory_last_success_timestamp_seconds") == 0
+    assert metric(service, 'zt_inventory_last_run_status{status="succeeded"}') == 1
+
+
+def test_a_fresh_service_reports_the_newest_full_success(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    assert (
+        CliRunner().invoke(main, ["init", "--database-url", settings.database.url]).exit_code == 0
+    )
+    full_at = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    engine = make_engine(settings.database.url)
+    with engine.begin() as conn:
+        for scope, finished in (("full", full_at), ("customers", full_at + timedelta(hours=1))):
+            conn.execute(
+                insert(SyncRun).values(
+                    started_at=finished, finished_at=finished, status="succeeded",
+                    trigger="schedule", scope=scope,
+                )
+            )  # fmt: skip
+    engine.dispose()
+    service = SyncService(settings)
+    service.load_initial_metrics()
+    assert metric(service, "zt_inventory_last_success_timestamp_seconds") == full_at.timestamp()
 
 
 @pytest.mark.parametrize("error", [LockedError("another run"), RuntimeError("boom")])

@@ -1,25 +1,39 @@
-"""The commands that read or prepare the database: ``init``, ``status`` and ``sql``."""
+"""The commands that read or prepare the database: ``init``, ``status``, ``sql`` and
+``datasette-metadata``."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import shutil
 import sys
 from collections.abc import Iterator
-from typing import Any
+from contextlib import contextmanager
+from dataclasses import asdict
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from inventory.cli import app
 from inventory.cli.app import common_options, main
-from inventory.display import cell, json_default, rows_table, status_items
+from inventory.datasette_metadata import datasette_metadata
+from inventory.display import freshness_line, json_default, status_items
 from inventory.errors import SchemaMismatchError, first_line
 from inventory.readonly import read_engine, run_read_only
 from inventory.redact import redact_url
-from inventory.status import collect_status
-from inventory.store import make_engine
+from inventory.sqlout import json_row, table_lines, text_of
+from inventory.status import check_freshness, collect_status, parse_duration
+from inventory.store import make_engine, sqlite_path
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 STATUS_RUNS = 10
+TERMINAL_ROWS = 50  # sql --format table on a terminal: rows shown before "N more" (then csv)
+Row = tuple[Any, ...]
 
 
 # --- init --------------------------------------------------------------------------------------
@@ -76,26 +90,60 @@ def init(ctx: click.Context) -> None:
     help="How many runs to show.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option(
+    "--max-age",
+    metavar="DURATION",
+    help="Only check freshness: exit 1 unless a full run (every customer) succeeded within "
+    "DURATION (90m, 2h, 1d; s, m, h or d), and print one line saying which run.",
+)
 @click.pass_context
-def status(ctx: click.Context, limit: int, as_json: bool) -> None:
+def status(ctx: click.Context, limit: int, as_json: bool, max_age: str | None) -> None:
     """Show the last runs, their counts and errors, and how stale the snapshot is.
+
+    With --max-age, a freshness check for cron and monitors: one line, exit 0 when a full run
+    (no --customer) succeeded within DURATION, else exit 1.
 
     \b
     Example:
         zt-inventory status --limit 5
+        zt-inventory status --max-age 2h || echo "zero-touch inventory is stale"
     """
     settings = app.settings_of(ctx)
     app.setup_logging(ctx)
-    engine = read_engine(settings.database.url)
-    try:
-        with engine.connect() as conn:
-            data = collect_status(conn, limit)
-    finally:
-        engine.dispose()
+    if max_age is not None:
+        _check_freshness(ctx, settings.database.url, max_age, as_json)
+        return
+    with _reading(settings.database.url) as conn:
+        data = collect_status(conn, limit)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=json_default))
         return
     app.print_items(status_items(data, redact_url(settings.database.url)))
+
+
+@contextmanager
+def _reading(url: str) -> Iterator[Connection]:
+    """A connection of a read-only, revision-checked engine, disposed of afterwards."""
+    engine = read_engine(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _check_freshness(ctx: click.Context, url: str, max_age: str, as_json: bool) -> None:
+    try:
+        max_age_s = parse_duration(max_age)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--max-age'") from None
+    with _reading(url) as conn:
+        fresh = check_freshness(conn, max_age_s)
+    if as_json:
+        click.echo(json.dumps(asdict(fresh), default=json_default))
+    else:
+        click.echo(freshness_line(fresh, max_age))
+    ctx.exit(0 if fresh.fresh else 1)
 
 
 # --- sql ---------------------------------------------------------------------------------------
@@ -110,14 +158,17 @@ def status(ctx: click.Context, limit: int, as_json: bool) -> None:
     type=click.Choice(["table", "csv", "json"]),
     default="table",
     show_default=True,
-    help="Output format.",
+    help="Output format. On a terminal, table shows the first rows and says how many more "
+    "there are; csv and json always print every row.",
 )
 @click.pass_context
 def sql(ctx: click.Context, statement: str, fmt: str) -> None:
     """Run read-only SQL on the database and print the rows.
 
     The database refuses writes itself (SQLite opened read-only, PostgreSQL in a read-only
-    transaction). STATEMENT - reads the statement from stdin.
+    transaction). STATEMENT - reads the statement from stdin. Values print the same from
+    SQLite and PostgreSQL: timestamps in ISO 8601 UTC, JSON as compact text (nested in --format
+    json, where integers beyond 2^53 are strings), UTF-8 CSV.
 
     \b
     Example:
@@ -135,21 +186,59 @@ def sql(ctx: click.Context, statement: str, fmt: str) -> None:
         if not columns:
             click.echo("(the statement returned no rows)", err=True)
             return
-        if fmt == "csv":
-            writer = csv.writer(sys.stdout, lineterminator="\n")
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow([cell(v) for v in row])
-        elif fmt == "json":
-            _write_json_rows(columns, rows)
-        else:
-            app.print_items(rows_table(columns, rows))
+        # UTF-8 whatever the locale says: CSV and JSON files are read back as UTF-8
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+        sys.stdout.flush()
+        try:
+            _write_rows(out, fmt, columns, rows)
+        finally:
+            out.flush()
+            out.detach()
 
 
-def _write_json_rows(columns: list[str], rows: Iterator[tuple[Any, ...]]) -> None:
-    out = sys.stdout
-    out.write("[")
-    for n, row in enumerate(rows):
-        text = json.dumps(dict(zip(columns, row, strict=True)), default=json_default)
-        out.write(("," if n else "") + "\n  " + text)
-    out.write("\n]\n")
+def _write_rows(out: TextIO, fmt: str, columns: list[str], rows: Iterator[Row]) -> None:
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([text_of(v) for v in row] for row in rows)
+    elif fmt == "json":
+        out.write("[")
+        for n, row in enumerate(rows):
+            out.write(("," if n else "") + "\n  " + json_row(columns, row))
+        out.write("\n]\n")
+    else:
+        terminal = app.is_terminal(sys.stdout)
+        width = shutil.get_terminal_size().columns if terminal else None
+        limit = TERMINAL_ROWS if terminal else None
+        lines = table_lines(columns, rows, width=width, limit=limit)
+        while chunk := list(islice(lines, 500)):  # one write per 500 lines
+            out.write("\n".join(chunk) + "\n")
+
+
+# --- datasette-metadata ------------------------------------------------------------------------
+
+
+@main.command("datasette-metadata")
+@common_options
+@click.pass_context
+def datasette_metadata_command(ctx: click.Context) -> None:
+    """Print Datasette metadata for the SQLite snapshot: titles, facets, canned queries.
+
+    Column descriptions, sensible facets, the private tables hidden, and the README's SQL
+    recipes as canned queries, as JSON for `datasette --metadata`.
+
+    \b
+    Example:
+        datasette zt-inventory.db --metadata <(zt-inventory datasette-metadata)
+        zt-inventory datasette-metadata --database-url sqlite:///zt-demo.db > metadata.json
+    """
+    settings = app.settings_of(ctx)
+    path = sqlite_path(settings.database.url)
+    if path is None:
+        raise click.UsageError(
+            "Datasette opens SQLite files and database.url is not one; point a BI tool at "
+            "PostgreSQL instead, or pass --database-url sqlite:///FILE"
+        )
+    # Datasette names a database after its file, without the extension
+    metadata = datasette_metadata(Path(path).stem)
+    click.echo(json.dumps(metadata, indent=2, ensure_ascii=False))

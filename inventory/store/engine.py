@@ -45,32 +45,43 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
-def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str | URL, *, read_only: bool = False, sqlite_detect_types: int = 0, **kwargs: Any
+) -> Engine:
     """Create an engine for ``url`` with this project's connection settings.
 
     Args:
         url: a SQLAlchemy URL (``sqlite:///…`` or ``postgresql+psycopg://…``).
         read_only: open SQLite read-only (``mode=ro``) and PostgreSQL sessions with
             ``default_transaction_read_only``: the database itself refuses writes.
+        sqlite_detect_types: ``detect_types`` of a read-only SQLite file's connections (the
+            ``sql`` command's typed values); SQLAlchemy's own statements want 0.
         **kwargs: passed to :func:`sqlalchemy.create_engine`.
     """
     parsed = parse_url(url) if isinstance(url, str) else url
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, read_only=read_only, **kwargs)
+        return _sqlite_engine(
+            parsed, read_only=read_only, detect_types=sqlite_detect_types, **kwargs
+        )
     connect_args: dict[str, Any] = kwargs.pop("connect_args", {})
     if read_only:
         connect_args["options"] = "-c default_transaction_read_only=on"
     return create_engine(parsed, connect_args=connect_args, **kwargs)
 
 
-def _sqlite_engine(url: URL, *, read_only: bool, **kwargs: Any) -> Engine:
+def _sqlite_engine(url: URL, *, read_only: bool, detect_types: int, **kwargs: Any) -> Engine:
     database = url.database or ""
     in_memory = database in ("", ":memory:")
     if read_only and not in_memory:
 
         def _connect_ro() -> sqlite3.Connection:
             # mode=ro: SQLite itself rejects every write, whatever the statement says.
-            conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, check_same_thread=False)
+            conn = sqlite3.connect(
+                f"file:{database}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                detect_types=detect_types,
+            )
             conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             return conn
 

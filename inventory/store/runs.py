@@ -4,7 +4,7 @@ A run opens its ``sync_runs`` row as ``running`` (closing any row a killed proce
 ``running``), and records its outcome and its listings when it ends: in the merge transaction
 when it applied something, on its own when it failed. ``status``, the scheduler and the
 Prometheus metrics read runs through the functions below, so they agree on what "the last
-good run" is.
+good run" is, and on how fresh the fleet is: only a succeeded ``full`` run (``RunScope``) counts.
 """
 
 from __future__ import annotations
@@ -37,6 +37,21 @@ class Trigger(StrEnum):
 
     MANUAL = "manual"
     SCHEDULE = "schedule"
+
+
+class RunScope(StrEnum):
+    """``sync_runs.scope``: what a run listed. Only ``full`` runs tell how fresh the fleet is."""
+
+    FULL = "full"  # every customer customers.list returned, plus the configured Workspace ids
+    CUSTOMERS = "customers"  # --customer / sync.customers: ids in sync_runs.scope_customer_ids
+    IDENTIFIERS = "identifiers"  # identifier lookups only (a reconcile run)
+
+
+def scope_of(customers: list[int]) -> tuple[RunScope, list[int] | None]:
+    """A run's scope and ``scope_customer_ids`` from the customers it lists (empty: all)."""
+    if customers:
+        return RunScope.CUSTOMERS, sorted(set(customers))
+    return RunScope.FULL, None
 
 
 class ListingKind(StrEnum):
@@ -76,6 +91,8 @@ class SyncResult:
     dry_run: bool
     started_at: datetime
     finished_at: datetime | None = None
+    scope: RunScope = RunScope.FULL
+    scope_customer_ids: list[int] | None = None
     customers_seen: int = 0
     devices_seen: int = 0
     devices_added: int = 0
@@ -139,6 +156,8 @@ def open_run(engine: Engine, result: SyncResult, partner_id: int) -> int:
                 trigger=result.trigger,
                 partner_id=partner_id,
                 dry_run=False,
+                scope=result.scope,
+                scope_customer_ids=result.scope_customer_ids,
             )
             .returning(SyncRun.run_id)
         )
@@ -192,7 +211,8 @@ def record_run(conn: Connection, result: SyncResult) -> None:
 # --- reading -----------------------------------------------------------------------------------
 
 _RUN_FIELDS = (
-    "run_id", "trigger", "status", "started_at", "finished_at", "devices_seen",
+    "run_id", "trigger", "scope", "scope_customer_ids", "status", "started_at", "finished_at",
+    "devices_seen",
     "devices_added", "devices_changed", "devices_removed", "devices_reappeared",
     "api_requests", "retries", "error",
 )  # fmt: skip
@@ -228,7 +248,7 @@ def last_applied_run(conn: Connection) -> dict[str, Any] | None:
     """The newest run whose snapshot readers see (succeeded or partial), or None."""
     cols = SyncRun.__table__.c
     row = conn.execute(
-        select(cols.run_id, cols.finished_at, cols.status)
+        select(cols.run_id, cols.finished_at, cols.status, cols.scope)
         .where(cols.status.in_(APPLIED))
         .order_by(cols.run_id.desc())
         .limit(1)
@@ -236,12 +256,20 @@ def last_applied_run(conn: Connection) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-def last_success_at(conn: Connection) -> datetime | None:
-    """When the newest succeeded run finished, or None."""
-    found = conn.execute(
-        select(SyncRun.finished_at)
-        .where(SyncRun.status == RunStatus.SUCCEEDED)
-        .order_by(SyncRun.run_id.desc())
+def last_full_success(conn: Connection) -> dict[str, Any] | None:
+    """The newest succeeded ``full`` run (``run_id``, ``finished_at``), or None.
+
+    This is how fresh the fleet is: a ``customers`` run brings a few customers up to date and
+    says nothing of the rest, and a partial run left some listings as they were.
+    """
+    cols = SyncRun.__table__.c
+    row = conn.execute(
+        select(cols.run_id, cols.finished_at)
+        .where(cols.status == RunStatus.SUCCEEDED, cols.scope == RunScope.FULL)
+        .where(cols.finished_at.is_not(None))
+        .order_by(cols.run_id.desc())
         .limit(1)
-    ).scalar_one_or_none()
-    return None if found is None else found.astimezone(UTC)
+    ).first()
+    if row is None:
+        return None
+    return {"run_id": row.run_id, "finished_at": row.finished_at.astimezone(UTC)}

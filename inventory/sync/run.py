@@ -188,6 +188,7 @@ class _Run:
 
     def _open(self) -> None:
         """Open the run's ``sync_runs`` row (none for a dry run) and its staging tables."""
+        self.result.scope, self.result.scope_customer_ids = runs.scope_of(self.subset)
         if not self.result.dry_run:
             self.run_id = runs.open_run(self.engine, self.result, self.partner_id)
             self.result.run_id = self.run_id

@@ -7,8 +7,8 @@ pages. A run now creates them as TEMPORARY tables on its own connection (``inven
 staging``): private to the run, gone with it, never in the database file or a reader's schema.
 This revision drops the permanent ones.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30 13:20:00
 """
 
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
-revision = "0003"
-down_revision = "0002"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -36,8 +37,12 @@ def upgrade() -> None:
         op.drop_table(table)
 
 
+# what revision 0003 made of their JSON columns
+JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
 def downgrade() -> None:
-    # the tables as revisions 0001 and 0002 left them
+    # the tables as revisions 0001 to 0005 left them
     op.create_table(
         "sync_staging_claims",
         sa.Column("run_id", sa.Integer(), autoincrement=False, nullable=False),
@@ -75,14 +80,14 @@ def downgrade() -> None:
         sa.Column("partner_id", sa.BigInteger(), nullable=False),
         sa.Column("company_name", sa.Text(), nullable=True),
         sa.Column("name", sa.Text(), nullable=True),
-        sa.Column("owner_emails", sa.JSON(), nullable=False),
-        sa.Column("admin_emails", sa.JSON(), nullable=False),
+        sa.Column("owner_emails", JSON_DOCUMENT, nullable=False),
+        sa.Column("admin_emails", JSON_DOCUMENT, nullable=False),
         sa.Column("terms_status", sa.Text(), nullable=True),
         sa.Column("language_code", sa.Text(), nullable=True),
         sa.Column("skip_welcome_email", sa.Boolean(), nullable=True),
-        sa.Column("google_workspace_account", sa.JSON(), nullable=True),
+        sa.Column("google_workspace_account", JSON_DOCUMENT, nullable=True),
         sa.Column("google_workspace_customer_id", sa.Text(), nullable=True),
-        sa.Column("raw", sa.JSON(), nullable=False),
+        sa.Column("raw", JSON_DOCUMENT, nullable=False),
         sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("run_id", "company_id", name=op.f("pk_sync_staging_customers")),
     )
@@ -106,7 +111,7 @@ def downgrade() -> None:
         sa.Column("chrome_os_attested_device_id", sa.Text(), nullable=True),
         sa.Column("configuration", sa.Text(), nullable=True),
         sa.Column("owner_company_id", sa.BigInteger(), nullable=True),
-        sa.Column("raw", sa.JSON(), nullable=True),
+        sa.Column("raw", JSON_DOCUMENT, nullable=True),
         sa.PrimaryKeyConstraint(
             "run_id", "device_id", "listing_id", name=op.f("pk_sync_staging_devices")
         ),
