@@ -6,6 +6,7 @@ database refuses writes (SQLite opened read-only, PostgreSQL in a read-only tran
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -14,8 +15,9 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,16 +25,19 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.engine import Engine
 
 from inventory import cli, db, display
 from inventory.cli import main
 from inventory.emulator import Emulator, LoopbackServer, generate_fleet, serve
 from inventory.models import Device, SyncListing, SyncRun
 from inventory.status import humanize_age
-from inventory.store import WriterLock, make_engine
-from inventory.sync import SyncResult
+from inventory.store import WriterLock, make_engine, runs
+from inventory.sync import Progress, SyncResult
+from tests.helpers.reliability import dump_all
 
 PARTNER = 1234567
+ZT = "SECTION_TYPE_ZERO_TOUCH"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -590,24 +595,93 @@ def test_sync_on_a_terminal_shows_progress_and_a_summary_table(
     assert "devices" in result.stderr  # the live progress bars (redrawn as time goes)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_a_cancelled_sync_applies_nothing(
-    synced_config: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+def test_a_sync_cancelled_mid_run_leaves_the_snapshot_as_it_was(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import contextlib
-    import threading
+    """SPEC guarantee 2: a cancelled run changes nothing readers see. The database holds a
+    snapshot, the fleet has changed since, and the stop comes while devices stream in, past
+    the first staging batch (2,000 devices), with pages still to come."""
+    fleet = generate_fleet(devices=2600, customers=12, seed=5, partner_id=PARTNER)
+    emu = Emulator(fleet, auth="anonymous")
+    stop = threading.Event()
+    stopped_at: list[int] = []
+
+    def stop_past_the_first_batch() -> Callable[[Progress], None]:
+        def on_progress(p: Progress) -> None:
+            if p.devices_seen >= 2100 and not stop.is_set():
+                stopped_at.append(p.devices_seen)
+                stop.set()
+
+        return on_progress
 
     @contextlib.contextmanager
-    def already_stopped() -> Iterator[threading.Event]:
-        stop = threading.Event()
-        stop.set()
+    def the_stop_flag() -> Iterator[threading.Event]:
         yield stop
 
-    monkeypatch.setattr(cli.sync, "_stop_on_signals", already_stopped)
-    result = run("sync")
+    with serve(emu) as server:
+        write_config(tmp_path / "zt-inventory.toml", server.url, db_url)
+        assert run("init").exit_code == 0
+        assert run("sync").exit_code == 0
+        change_every_table(emu)
+        engine = make_engine(db_url)
+        try:
+            before = _readers_view(engine)
+            monkeypatch.setattr(cli.sync, "_stop_on_signals", the_stop_flag)
+            monkeypatch.setattr(cli.sync, "PlainProgress", stop_past_the_first_batch)
+            result = run("sync")
+            after = _readers_view(engine)
+            with engine.connect() as conn:
+                last_applied = runs.last_applied_run(conn)
+        finally:
+            engine.dispose()
+    total = zero_touch_count(emu)
+    assert stopped_at, f"the run must be stopped while devices come in: {result.output}"
+    assert stopped_at[0] < total - 100, (stopped_at, total)
+    assert after == before
+    assert last_applied is not None
+    assert last_applied["run_id"] == 1
     assert result.exit_code == 1
     assert one_error(result) == "Error: the sync was cancelled; nothing was applied"
-    assert count(db_url, "SELECT COUNT(*) FROM devices") == 0
+
+
+def zero_touch_count(emu: Emulator) -> int:
+    """Devices a zero-touch sync sees (counted from the emulator's index: fast on any fleet)."""
+    customers = emu.fleet.current_customers()
+    workspaces = {c.google_workspace_customer_id for c in customers}
+    return emu.fleet.count_owned(
+        ZT, {c.company_id for c in customers}, {w for w in workspaces if w}
+    )
+
+
+def change_every_table(emu: Emulator) -> None:
+    """Moves, a removal, metadata, a new device, a customer gone (the smallest) and one new: a
+    run that went through would change every table readers see."""
+
+    def owned(company_id: int) -> list[int]:
+        lists = emu.fleet.owner_lists(ZT, [company_id], [])
+        return [emu.fleet.device_id(i) for a in lists for i in a]
+
+    by_size = sorted(
+        (c.company_id for c in emu.fleet.current_customers()), key=lambda c: -len(owned(c))
+    )
+    big, second, smallest = by_size[0], by_size[1], by_size[-1]
+    devices = owned(big)
+    for device_id in devices[:10]:
+        emu.move_device(device_id, second)
+    emu.remove_device(devices[10])
+    emu.set_metadata(devices[11], {"asset": "moved-to-storage"})
+    emu.add_device(company_id=second)
+    emu.remove_customer(smallest)
+    emu.add_customer("Cancelled Run Test GmbH")
+
+
+def _readers_view(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of every table but the record of runs: what readers see, and staging."""
+    return {
+        table: rows
+        for table, rows in dump_all(engine).items()
+        if table not in ("sync_runs", "sync_listings")
+    }
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
