@@ -55,11 +55,11 @@ def _stage_devices(engine: Engine, n: int) -> None:
         )
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_statistics_are_refreshed_on_postgresql(engine: Engine) -> None:
+    """PostgreSQL only: SQLite plans the merge's joins without statistics, so
+    refresh_statistics does nothing there and a SQLite half would have nothing to assert."""
     _stage_devices(engine, 30)
-    if engine.dialect.name != "postgresql":
-        staging.refresh_statistics(engine)  # SQLite: nothing to do, no error
-        return
     assert _reltuples(engine) != 30  # never analyzed since the rows went in
     staging.refresh_statistics(engine)
     assert _reltuples(engine) == 30
