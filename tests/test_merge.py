@@ -259,9 +259,14 @@ CHROMEBOOK_CLAIMS = [
 PHONE_METADATA = [meta(501, "asset", "A-501"), meta(501, "site", "Berlin")]
 
 
-def of(rows: list[dict[str, Any]], *device_ids: int) -> list[dict[str, Any]]:
-    """The rows of these devices."""
-    return [r for r in rows if r["device_id"] in device_ids]
+DEVICE_TABLES = ("devices", "device_claims", "device_metadata", "device_versions")
+
+
+def device_rows(public: dict[str, list[dict[str, Any]]], *device_ids: int) -> dict[str, Any]:
+    """The rows of these devices in each device table."""
+    return {
+        table: [r for r in public[table] if r["device_id"] in device_ids] for table in DEVICE_TABLES
+    }
 
 
 def device_writes(engine: Engine) -> set[tuple[str, int]]:
@@ -331,53 +336,47 @@ def test_a_changed_device_replaces_its_claims_and_metadata_and_opens_a_version(
     counts = merge_run(engine, T2, [acme(CHROMEBOOK), globex(TABLET, moved)], CUSTOMERS)
     assert counts == {"added": 0, "changed": 1, "reappeared": 0, "removed": 0}
     after = public_rows(engine)
-    assert of(after["devices"], 501) == [device_row(moved, T1, T2)]
-    assert of(after["device_claims"], 501) == [
-        claim(501, ZT, owner_company_id=GLOBEX, reseller_id=7_000_000_001)
-    ]
-    assert of(after["device_metadata"], 501) == [
-        meta(501, "asset", "A-501"),
-        meta(501, "room", "2.14"),
-    ]
-    assert of(after["device_versions"], 501) == [
-        version(PHONE, T1, T2, 1, ACME),
-        version(moved, T2, None, 2, GLOBEX),
-    ]
+    assert device_rows(after, 501) == {
+        "devices": [device_row(moved, T1, T2)],
+        "device_claims": [claim(501, ZT, owner_company_id=GLOBEX, reseller_id=7_000_000_001)],
+        "device_metadata": [meta(501, "asset", "A-501"), meta(501, "room", "2.14")],
+        "device_versions": [version(PHONE, T1, T2, 1, ACME), version(moved, T2, None, 2, GLOBEX)],
+    }
     # nothing else moved: not a row of the other devices, nor of the customers, was written
-    for table in ("devices", "device_claims", "device_metadata", "device_versions"):
-        assert of(after[table], 502, 503) == of(before[table], 502, 503), table
+    assert device_rows(after, 502, 503) == device_rows(before, 502, 503)
     assert after["customers"] == before["customers"]
     assert {k for _, k in device_writes(engine)} == {501}
 
 
 def test_a_device_a_complete_listing_misses_is_removed_then_reappears(engine: Engine) -> None:
-    first_run(engine)
+    before = first_run(engine)
     counts = merge_run(engine, T2, [acme(PHONE), globex(TABLET)], CUSTOMERS)
     assert counts == {"added": 0, "changed": 0, "reappeared": 0, "removed": 1}
-    removed = public_rows(engine)
     # nothing is deleted from devices; claims and metadata are of current devices only
-    assert of(removed["devices"], 503) == [device_row(CHROMEBOOK, T1, T1, removed=T2)]
-    assert of(removed["device_claims"], 503) == []
-    assert of(removed["device_versions"], 503) == [
-        version(CHROMEBOOK, T1, T2, 1, None),
-        version(CHROMEBOOK, T2, None, 2, None, removed=True),
-    ]
+    assert device_rows(public_rows(engine), 503) == {
+        "devices": [device_row(CHROMEBOOK, T1, T1, removed=T2)],
+        "device_claims": [],
+        "device_metadata": [],
+        "device_versions": [
+            version(CHROMEBOOK, T1, T2, 1, None),
+            version(CHROMEBOOK, T2, None, 2, None, removed=True),
+        ],
+    }
     back = changed(CHROMEBOOK, deviceMetadata={"entries": {"cart": "7"}})
     counts = merge_run(engine, T3, [acme(PHONE, back), globex(TABLET)], CUSTOMERS)
     assert counts == {"added": 0, "changed": 0, "reappeared": 1, "removed": 0}
     after = public_rows(engine)
-    assert of(after["devices"], 503) == [device_row(back, T1, T3)]
-    assert of(after["device_claims"], 503) == CHROMEBOOK_CLAIMS
-    assert of(after["device_metadata"], 503) == [meta(503, "cart", "7")]
-    assert of(after["device_versions"], 503) == [
-        version(CHROMEBOOK, T1, T2, 1, None),
-        version(CHROMEBOOK, T2, T3, 2, None, removed=True),
-        version(back, T3, None, 3, None),
-    ]
-    assert of(after["devices"], 501, 502) == [
-        device_row(PHONE, T1, T1),
-        device_row(TABLET, T1, T1),
-    ]
+    assert device_rows(after, 503) == {
+        "devices": [device_row(back, T1, T3)],
+        "device_claims": CHROMEBOOK_CLAIMS,
+        "device_metadata": [meta(503, "cart", "7")],
+        "device_versions": [
+            version(CHROMEBOOK, T1, T2, 1, None),
+            version(CHROMEBOOK, T2, T3, 2, None, removed=True),
+            version(back, T3, None, 3, None),
+        ],
+    }
+    assert device_rows(after, 501, 502) == device_rows(before, 501, 502)
 
 
 def test_a_customer_that_left_customers_list_leaves_with_its_devices_and_returns(
@@ -393,12 +392,15 @@ def test_a_customer_that_left_customers_list_leaves_with_its_devices_and_returns
         customer_row(ACME_JSON, T1, T1),
         customer_row(GLOBEX_JSON, T1, T1, removed=T2),
     ]
-    assert of(gone["devices"], 502) == [device_row(TABLET, T1, T1, removed=T2)]
-    assert of(gone["device_claims"], 502) == []
-    assert of(gone["device_versions"], 502) == [
-        version(TABLET, T1, T2, 1, GLOBEX),
-        version(TABLET, T2, None, 2, None, removed=True),
-    ]
+    assert device_rows(gone, 502) == {
+        "devices": [device_row(TABLET, T1, T1, removed=T2)],
+        "device_claims": [],
+        "device_metadata": [],
+        "device_versions": [
+            version(TABLET, T1, T2, 1, GLOBEX),
+            version(TABLET, T2, None, 2, None, removed=True),
+        ],
+    }
     counts = merge_run(engine, T3, [acme(PHONE, CHROMEBOOK), globex(TABLET)], CUSTOMERS)
     assert counts == {"added": 0, "changed": 0, "reappeared": 1, "removed": 0}
     back = public_rows(engine)
@@ -406,13 +408,16 @@ def test_a_customer_that_left_customers_list_leaves_with_its_devices_and_returns
         customer_row(ACME_JSON, T1, T1),
         customer_row(GLOBEX_JSON, T1, T3),
     ]
-    assert of(back["devices"], 502) == [device_row(TABLET, T1, T3)]
-    assert of(back["device_claims"], 502) == TABLET_CLAIMS
-    assert of(back["device_versions"], 502) == [
-        version(TABLET, T1, T2, 1, GLOBEX),
-        version(TABLET, T2, T3, 2, None, removed=True),
-        version(TABLET, T3, None, 3, GLOBEX),
-    ]
+    assert device_rows(back, 502) == {
+        "devices": [device_row(TABLET, T1, T3)],
+        "device_claims": TABLET_CLAIMS,
+        "device_metadata": [],
+        "device_versions": [
+            version(TABLET, T1, T2, 1, GLOBEX),
+            version(TABLET, T2, T3, 2, None, removed=True),
+            version(TABLET, T3, None, 3, GLOBEX),
+        ],
+    }
 
 
 def test_devices_seen_only_by_an_incomplete_listing_are_left_exactly_as_they_were(
@@ -435,9 +440,8 @@ def test_devices_seen_only_by_an_incomplete_listing_are_left_exactly_as_they_wer
     )
     assert counts == {"added": 0, "changed": 1, "reappeared": 0, "removed": 0}
     after = public_rows(engine)
-    for table in ("devices", "device_claims", "device_metadata", "device_versions"):
-        assert of(after[table], 502, 503, 504) == of(before[table], 502, 503), table
-    assert of(after["device_metadata"], 501) == [meta(501, "asset", "A-501")]
+    assert device_rows(after, 502, 503, 504) == device_rows(before, 502, 503)
+    assert device_rows(after, 501)["device_metadata"] == [meta(501, "asset", "A-501")]
     assert {k for _, k in device_writes(engine)} == {501}
 
 
@@ -459,81 +463,42 @@ MIXED_ROWS = (
 )
 
 
-@pytest.mark.parametrize(
-    "arrival",
-    [
-        "complete-page-first",
-        pytest.param(
-            "incomplete-page-first", marks=pytest.mark.xfail(strict=True, reason=MIXED_ROWS)
-        ),
-    ],
-)
-def test_a_device_in_a_complete_and_an_incomplete_listing_takes_the_complete_ones_rows(
-    engine: Engine, arrival: str
+def _arrivals(moved_complete: bool) -> list[Any]:
+    """Both orders of the two pages: the one that counts first, or the other (the bug)."""
+    bug = pytest.mark.xfail(strict=True, reason=MIXED_ROWS)
+    kind = "two-complete" if moved_complete else "complete-and-incomplete"
+    return [
+        pytest.param(moved_complete, False, id=f"{kind}-kept-page-first"),
+        pytest.param(moved_complete, True, id=f"{kind}-moved-page-first", marks=bug),
+    ]
+
+
+@pytest.mark.parametrize(("moved_complete", "moved_page_first"), _arrivals(False) + _arrivals(True))
+def test_a_device_two_listings_returned_takes_the_rows_of_the_listing_that_counts(
+    engine: Engine, moved_complete: bool, moved_page_first: bool
 ) -> None:
-    """The phone moved while the run paged: Globex's listing (which broke off, listing 1)
-    returned it moved, Acme's (complete, listing 2) with new metadata. The complete listing's
-    rows count, whichever page arrived first."""
+    """The phone moved while the run paged: Acme's listing returned it with new metadata
+    ("kept"), Globex's returned it moved. The row that counts is the complete listing's when
+    Globex's broke off (even though Globex's is listing 1), else the first listing's (Acme's,
+    listing 1); its claims and metadata with it, whichever page arrived first."""
     before = first_run(engine)
-    moved = changed(
-        PHONE,
-        claims=[{"sectionType": ZT, "ownerCompanyId": "1002", "resellerId": "7000000001"}],
-        deviceMetadata={"entries": {"asset": "G-501"}},
-    )
-    kept = changed(PHONE, deviceMetadata={"entries": {"asset": "A-501", "site": "Hamburg"}})
-    broken = globex(TABLET, moved, number=1, complete=False)
-    whole = acme(kept, CHROMEBOOK, number=2)
-    pages = [whole, broken] if arrival == "complete-page-first" else [broken, whole]
-    counts = merge_run(engine, T2, pages, CUSTOMERS)
-    assert counts == {"added": 0, "changed": 1, "reappeared": 0, "removed": 0}
-    after = public_rows(engine)
-    assert of(after["devices"], 501) == [device_row(kept, T1, T2)]
-    assert of(after["device_claims"], 501) == PHONE_CLAIMS
-    assert of(after["device_metadata"], 501) == [
-        meta(501, "asset", "A-501"),
-        meta(501, "site", "Hamburg"),
-    ]
-    assert of(after["device_versions"], 501) == [
-        version(PHONE, T1, T2, 1, ACME),
-        version(kept, T2, None, 2, ACME),
-    ]
-    for table in ("devices", "device_claims", "device_metadata", "device_versions"):
-        assert of(after[table], 502, 503) == of(before[table], 502, 503), table
-
-
-@pytest.mark.parametrize(
-    "arrival",
-    [
-        "first-listing-page-first",
-        pytest.param(
-            "second-listing-page-first", marks=pytest.mark.xfail(strict=True, reason=MIXED_ROWS)
-        ),
-    ],
-)
-def test_a_device_in_two_complete_listings_takes_the_first_listings_rows(
-    engine: Engine, arrival: str
-) -> None:
-    """Two complete listings returned the phone differently (it moved while the run paged):
-    the first listing's rows count, whichever page arrived first."""
-    first_run(engine)
     kept = changed(PHONE, deviceMetadata={"entries": {"asset": "A-501", "site": "Hamburg"}})
     moved = changed(
         PHONE,
         claims=[{"sectionType": ZT, "ownerCompanyId": "1002", "resellerId": "7000000001"}],
         deviceMetadata={"entries": {"asset": "G-501"}},
     )
-    first, second = acme(kept, CHROMEBOOK, number=1), globex(TABLET, moved, number=2)
-    pages = [first, second] if arrival == "first-listing-page-first" else [second, first]
+    first, second = (1, 2) if moved_complete else (2, 1)
+    acmes = acme(kept, CHROMEBOOK, number=first)
+    globexes = globex(TABLET, moved, number=second, complete=moved_complete)
+    pages = [globexes, acmes] if moved_page_first else [acmes, globexes]
     counts = merge_run(engine, T2, pages, CUSTOMERS)
     assert counts == {"added": 0, "changed": 1, "reappeared": 0, "removed": 0}
     after = public_rows(engine)
-    assert of(after["devices"], 501) == [device_row(kept, T1, T2)]
-    assert of(after["device_claims"], 501) == PHONE_CLAIMS
-    assert of(after["device_metadata"], 501) == [
-        meta(501, "asset", "A-501"),
-        meta(501, "site", "Hamburg"),
-    ]
-    assert of(after["device_versions"], 501) == [
-        version(PHONE, T1, T2, 1, ACME),
-        version(kept, T2, None, 2, ACME),
-    ]
+    assert device_rows(after, 501) == {
+        "devices": [device_row(kept, T1, T2)],
+        "device_claims": PHONE_CLAIMS,
+        "device_metadata": [meta(501, "asset", "A-501"), meta(501, "site", "Hamburg")],
+        "device_versions": [version(PHONE, T1, T2, 1, ACME), version(kept, T2, None, 2, ACME)],
+    }
+    assert device_rows(after, 502, 503) == device_rows(before, 502, 503)
