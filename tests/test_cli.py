@@ -6,13 +6,18 @@ database refuses writes (SQLite opened read-only, PostgreSQL in a read-only tran
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +25,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, insert, inspect, select, text
+from sqlalchemy.engine import Engine
 
 from inventory import cli, db, display
 from inventory.cli import main
@@ -27,10 +33,12 @@ from inventory.datasette_metadata import RECIPES, TABLES
 from inventory.emulator import Emulator, LoopbackServer, generate_fleet, serve
 from inventory.models import Device, SyncListing, SyncRun
 from inventory.status import humanize_age, parse_duration
-from inventory.store import WriterLock, make_engine
-from inventory.sync import SyncResult
+from inventory.store import WriterLock, make_engine, runs
+from inventory.sync import Progress, SyncResult
+from tests.helpers.reliability import dump_all
 
 PARTNER = 1234567
+ZT = "SECTION_TYPE_ZERO_TOUCH"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -49,6 +57,48 @@ def one_error(result: Result) -> str:
     assert len(errors) == 1, result.stderr
     assert "Traceback" not in result.output
     return errors[0]
+
+
+# What varies between two runs of a command, and the fixed-width placeholder it becomes (same
+# width, so tables keep their layout): timestamps (status, log lines), durations under 10 s,
+# ages in seconds.
+VARIES = (
+    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+00:00"), "YYYY-MM-DD hh:mm:ss+00:00"),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}"), "YYYY-MM-DDThh:mm:ss+hhmm"),
+    (re.compile(r"(?<![\d.])\d\.\d s\b"), "#.# s"),
+    (re.compile(r"\b\d\d? s ago\b"), "# s ago"),
+)
+
+
+def normalised(text: str, database: str = "") -> str:
+    """``text`` with the timestamps, durations and ages (and ``database``, a temporary path or
+    database name) replaced by placeholders; everything else is compared as printed."""
+    if database:
+        text = text.replace(database, "<database>")
+    for pattern, placeholder in VARIES:
+        text = pattern.sub(placeholder, text)
+    return text
+
+
+def rule(widths: list[int], left: str, joint: str, right: str, line: str) -> str:
+    """One border line of a table whose columns are ``widths`` wide (padding included)."""
+    return left + joint.join(line * w for w in widths) + right
+
+
+def lines(*rows: str) -> str:
+    return "".join(row + "\n" for row in rows)
+
+
+def requests_served(emu: Emulator) -> int:
+    return sum(emu.counts().values())
+
+
+@pytest.fixture
+def phase_lines_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain progress logs each phase change, and every few seconds: only the first is
+    deterministic."""
+    plain = functools.partial(display.PlainProgress, interval=math.inf)
+    monkeypatch.setattr(cli.sync, "PlainProgress", plain)
 
 
 @pytest.fixture
@@ -143,12 +193,19 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 
 def test_init_creates_the_schema_and_is_idempotent(db_url: str) -> None:
+    head = db.head_revision()
     first = run("init", "--database-url", db_url)
     assert first.exit_code == 0, first.output
-    assert first.stdout.startswith("Created the zt-inventory schema (revision ")
+    assert (first.stdout, first.stderr) == (
+        f"Created the zt-inventory schema (revision {head}) in {db_url}.\n",
+        "",
+    )
     second = run("init", "--database-url", db_url)
     assert second.exit_code == 0
-    assert "is already at the newest schema" in second.stdout
+    assert (second.stdout, second.stderr) == (
+        f"{db_url} is already at the newest schema (revision {head}); nothing to do.\n",
+        "",
+    )
     assert count(db_url, "SELECT COUNT(*) FROM devices") == 0
 
 
@@ -336,21 +393,49 @@ def test_sql_on_postgres(postgres_url: str) -> None:
 # --- sync and status ---------------------------------------------------------------------------
 
 
-def test_sync_then_status(synced_config: Path, db_url: str) -> None:
+@pytest.mark.usefixtures("phase_lines_only")
+def test_sync_then_status(
+    synced_config: Path, db_url: str, emulator: tuple[Emulator, LoopbackServer]
+) -> None:
+    emu = emulator[0]
     result = run("sync")
     assert result.exit_code == 0, result.output
-    devices = count(db_url, "SELECT COUNT(*) FROM devices WHERE removed_at IS NULL")
-    assert devices > 0
-    assert result.stdout.startswith("sync run 1 succeeded in ")
-    assert f"{devices} seen, {devices} added" in result.stdout
-    assert "customers:" in result.stderr  # plain progress lines off a terminal
+    n = len(zero_touch_ids(emu))
+    assert count(db_url, "SELECT COUNT(*) FROM devices WHERE removed_at IS NULL") == n
+    requests = requests_served(emu)
+    assert normalised(result.stdout) == (
+        f"sync run 1 succeeded in #.# s: {n} seen, {n} added, 0 changed, 0 removed, "
+        f"0 reappeared; {requests} requests, 0 retries\n"
+    )
+    # plain progress lines off a terminal: one per phase (8 customers, one listing each)
+    at = "YYYY-MM-DDThh:mm:ss+hhmm INFO"
+    assert normalised(result.stderr) == lines(
+        f"{at} customers: customers 0/0, listings 0/0, devices 0, 0 requests, 0 retries",
+        f"{at} devices: customers 8/8, listings 0/8, devices 0, 1 requests, 0 retries",
+        f"{at} merging: customers 8/8, listings 8/8, devices {n}/{n}, {requests} requests, "
+        "0 retries",
+        f"{at} done: customers 8/8, listings 8/8, devices {n}/{n}, {requests} requests, 0 retries",
+    )
     status = run("status")
     assert status.exit_code == 0, status.output
-    assert f"Snapshot: {devices:,} current devices, 8 customers, from run 1" in status.stdout
-    assert "listings complete" in status.stdout
-    assert "Last runs" in status.stdout
+    widths = [5, 9, 11, 27, 10, 6, 7, 9, 9, 12, 10, 9, 7]
+    assert status.stderr == ""
+    assert normalised(status.stdout, db_url) == lines(
+        "Database: <database>",
+        f"Snapshot: {n:,} current devices, 8 customers, from run 1 (succeeded), "
+        "finished YYYY-MM-DD hh:mm:ss+00:00, # s ago",
+        f"Last run 1: 8 of 8 listings complete, {n:,} devices seen of {n:,} reported by totalSize",
+        "Last runs".ljust(sum(widths) + len(widths) + 1),
+        rule(widths, "┏", "┳", "┓", "━"),
+        "┃ run ┃ trigger ┃ status    ┃ started                   ┃ duration ┃ seen ┃ added ┃"
+        " changed ┃ removed ┃ reappeared ┃ requests ┃ retries ┃ error ┃",
+        rule(widths, "┡", "╇", "┩", "━"),
+        f"│   1 │ manual  │ succeeded │ YYYY-MM-DD hh:mm:ss+00:00 │    #.# s │ {n:>4} │ {n:>5} │"
+        f"       0 │       0 │          0 │ {requests:>8} │       0 │       │",
+        rule(widths, "└", "┴", "┘", "─"),
+    )
     data = json.loads(run("status", "--json").stdout)
-    assert data["snapshot"]["devices_current"] == devices
+    assert data["snapshot"]["devices_current"] == n
     assert data["runs"][0]["status"] == "succeeded"
     assert data["last_run_listings"]["complete"] == data["last_run_listings"]["total"]
 
@@ -372,12 +457,18 @@ def test_sync_json_and_idempotence(synced_config: Path) -> None:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_sync_dry_run_writes_nothing(synced_config: Path, tmp_path: Path) -> None:
+def test_sync_dry_run_writes_nothing(
+    synced_config: Path, tmp_path: Path, emulator: tuple[Emulator, LoopbackServer]
+) -> None:
     url = f"sqlite:///{tmp_path / 'dry.db'}"
     assert run("init", "--database-url", url).exit_code == 0
     result = run("sync", "--dry-run", "--database-url", url)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("dry run (nothing written): ")
+    n, requests = len(zero_touch_ids(emulator[0])), requests_served(emulator[0])
+    assert normalised(result.stdout) == (
+        f"dry run (nothing written): sync dry run succeeded in #.# s: {n} seen, {n} added, "
+        f"0 changed, 0 removed, 0 reappeared; {requests} requests, 0 retries\n"
+    )
     assert count(url, "SELECT COUNT(*) FROM devices") == 0
     assert count(url, "SELECT COUNT(*) FROM sync_runs") == 0
 
@@ -406,9 +497,25 @@ def test_sync_failure_is_one_line(tmp_path: Path) -> None:
         assert run("init").exit_code == 0
         result = run("sync")
     assert result.exit_code == 1
-    line = one_error(result)
-    assert line.startswith("Error: sync failed: ")
-    assert "401" in line
+    error = (
+        "customers.list: HTTP 401 UNAUTHENTICATED on /v1/partners/1234567/customers: Request "
+        "had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
+        "other valid authentication credential. See "
+        "https://developers.google.com/identity/sign-in/web/devconsole-project.; check "
+        "auth.credentials (key file or ADC) and that they carry the OAuth scope "
+        "https://www.googleapis.com/auth/androidworkprovisioning, that the service account is "
+        "linked to the reseller account in the zero-touch portal, the API is enabled in its "
+        "Cloud project, and partner.id"
+    )
+    assert normalised(result.stdout) == (
+        "sync run 1 failed in #.# s: 0 seen, 0 added, 0 changed, 0 removed, 0 reappeared; "
+        f"1 requests, 0 retries; error: {error}\n"
+    )
+    assert normalised(result.stderr) == lines(
+        "YYYY-MM-DDThh:mm:ss+hhmm INFO customers: customers 0/0, listings 0/0, devices 0, "
+        "0 requests, 0 retries",
+        f"Error: sync failed: {error}",
+    )
     assert count("sqlite:///inv.db", "SELECT COUNT(*) FROM sync_runs WHERE status = 'failed'") == 1
 
 
@@ -420,7 +527,11 @@ def test_sync_refuses_while_another_run_holds_the_lock(synced_config: Path, db_u
     finally:
         engine.dispose()
     assert result.exit_code == 1
-    assert "another zt-inventory sync is writing" in one_error(result)
+    assert (result.stdout, normalised(result.stderr, db_url)) == (
+        "",
+        "Error: another zt-inventory sync is writing <database>; wait for it to finish "
+        "(`zt-inventory status` shows it) and try again\n",
+    )
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -434,7 +545,12 @@ def test_sync_stops_before_a_mass_removal(
         emu.remove_device(device_id)
     result = run("sync")
     assert result.exit_code == 1
-    assert "--allow-mass-removal" in one_error(result)
+    removed, fleet = len(ids) // 2, len(ids)
+    assert one_error(result) == (
+        f"Error: sync failed: this run would mark {removed} of {fleet} devices removed "
+        f"({removed / fleet:.0%}), more than sync.max_removed_fraction = 0.2; nothing was "
+        "applied. If the removals are real, run `zt-inventory sync --allow-mass-removal`"
+    )
     assert count(db_url, "SELECT COUNT(*) FROM devices WHERE removed_at IS NOT NULL") == 0
     forced = run("sync", "--allow-mass-removal")
     assert forced.exit_code == 0, forced.output
@@ -455,34 +571,118 @@ def test_sync_needs_the_schema_and_does_not_create_the_file(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sync_on_a_terminal_shows_progress_and_a_summary_table(
-    synced_config: Path, monkeypatch: pytest.MonkeyPatch
+    synced_config: Path, monkeypatch: pytest.MonkeyPatch, emulator: tuple[Emulator, LoopbackServer]
 ) -> None:
     monkeypatch.setattr(cli.app, "is_terminal", lambda _stream: True)
     result = run("sync")
     assert result.exit_code == 0, result.output
-    assert "Sync run 1: succeeded" in result.stdout
-    assert "listings complete" in result.stdout
-    assert "devices" in result.stderr  # the live progress bars
+    n, requests = len(zero_touch_ids(emulator[0])), requests_served(emulator[0])
+    widths = [19, 7]
+    assert normalised(result.stdout) == lines(
+        "Sync run 1: succeeded".ljust(sum(widths) + len(widths) + 1),
+        rule(widths, "┌", "┬", "┐", "─"),
+        "│ duration          │ #.# s │",
+        "│ customers         │     8 │",
+        f"│ devices seen      │ {n:>5} │",
+        f"│ added             │ {n:>5} │",
+        "│ changed           │     0 │",
+        "│ removed           │     0 │",
+        "│ reappeared        │     0 │",
+        "│ listings complete │   8/8 │",
+        f"│ API requests      │ {requests:>5} │",
+        "│ retries           │     0 │",
+        rule(widths, "└", "┴", "┘", "─"),
+    )
+    assert "devices" in result.stderr  # the live progress bars (redrawn as time goes)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_a_cancelled_sync_applies_nothing(
-    synced_config: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+def test_a_sync_cancelled_mid_run_leaves_the_snapshot_as_it_was(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import contextlib
-    import threading
+    """SPEC guarantee 2: a cancelled run changes nothing readers see. The database holds a
+    snapshot, the fleet has changed since, and the stop comes while devices stream in, past
+    the first staging batch (2,000 devices), with pages still to come."""
+    fleet = generate_fleet(devices=2600, customers=12, seed=5, partner_id=PARTNER)
+    emu = Emulator(fleet, auth="anonymous")
+    stop = threading.Event()
+    stopped_at: list[int] = []
+
+    def stop_past_the_first_batch() -> Callable[[Progress], None]:
+        def on_progress(p: Progress) -> None:
+            if p.devices_seen >= 2100 and not stop.is_set():
+                stopped_at.append(p.devices_seen)
+                stop.set()
+
+        return on_progress
 
     @contextlib.contextmanager
-    def already_stopped() -> Iterator[threading.Event]:
-        stop = threading.Event()
-        stop.set()
+    def the_stop_flag() -> Iterator[threading.Event]:
         yield stop
 
-    monkeypatch.setattr(cli.sync, "_stop_on_signals", already_stopped)
-    result = run("sync")
+    with serve(emu) as server:
+        write_config(tmp_path / "zt-inventory.toml", server.url, db_url)
+        assert run("init").exit_code == 0
+        assert run("sync").exit_code == 0
+        change_every_table(emu)
+        engine = make_engine(db_url)
+        try:
+            before = _readers_view(engine)
+            monkeypatch.setattr(cli.sync, "_stop_on_signals", the_stop_flag)
+            monkeypatch.setattr(cli.sync, "PlainProgress", stop_past_the_first_batch)
+            result = run("sync")
+            after = _readers_view(engine)
+            with engine.connect() as conn:
+                last_applied = runs.last_applied_run(conn)
+        finally:
+            engine.dispose()
+    total = zero_touch_count(emu)
+    assert stopped_at, f"the run must be stopped while devices come in: {result.output}"
+    assert stopped_at[0] < total - 100, (stopped_at, total)
+    assert after == before
+    assert last_applied is not None
+    assert last_applied["run_id"] == 1
     assert result.exit_code == 1
     assert one_error(result) == "Error: the sync was cancelled; nothing was applied"
-    assert count(db_url, "SELECT COUNT(*) FROM devices") == 0
+
+
+def zero_touch_count(emu: Emulator) -> int:
+    """Devices a zero-touch sync sees (counted from the emulator's index: fast on any fleet)."""
+    customers = emu.fleet.current_customers()
+    workspaces = {c.google_workspace_customer_id for c in customers}
+    return emu.fleet.count_owned(
+        ZT, {c.company_id for c in customers}, {w for w in workspaces if w}
+    )
+
+
+def change_every_table(emu: Emulator) -> None:
+    """Moves, a removal, metadata, a new device, a customer gone (the smallest) and one new: a
+    run that went through would change every table readers see."""
+
+    def owned(company_id: int) -> list[int]:
+        lists = emu.fleet.owner_lists(ZT, [company_id], [])
+        return [emu.fleet.device_id(i) for a in lists for i in a]
+
+    by_size = sorted(
+        (c.company_id for c in emu.fleet.current_customers()), key=lambda c: -len(owned(c))
+    )
+    big, second, smallest = by_size[0], by_size[1], by_size[-1]
+    devices = owned(big)
+    for device_id in devices[:10]:
+        emu.move_device(device_id, second)
+    emu.remove_device(devices[10])
+    emu.set_metadata(devices[11], {"asset": "moved-to-storage"})
+    emu.add_device(company_id=second)
+    emu.remove_customer(smallest)
+    emu.add_customer("Cancelled Run Test GmbH")
+
+
+def _readers_view(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of every table but the record of runs: what readers see, and staging."""
+    return {
+        table: rows
+        for table, rows in dump_all(engine).items()
+        if table not in ("sync_runs", "sync_listings")
+    }
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -502,8 +702,15 @@ def test_a_partial_run_exits_1(synced_config: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(sync_module, "run_sync", partial)
     result = run("sync")
     assert result.exit_code == 1
-    assert "the run was partial: 1 of 2 listings" in one_error(result)
-    assert "listing 2 incomplete: counted 3 devices but totalSize said 5" in result.stdout
+    assert result.stdout == lines(
+        "sync run 7 partial in 0.0 s: 0 seen, 0 added, 0 changed, 0 removed, 0 reappeared; "
+        "0 requests, 0 retries",
+        "  listing 2 incomplete: counted 3 devices but totalSize said 5",
+    )
+    assert result.stderr == lines(
+        "Error: the run was partial: 1 of 2 listings did not arrive whole, and their customers' "
+        "devices were left as they were; see `zt-inventory status`, then sync again"
+    )
 
 
 def test_status_shows_incomplete_listings_errors_and_age(tmp_path: Path) -> None:
@@ -549,19 +756,35 @@ def test_status_shows_incomplete_listings_errors_and_age(tmp_path: Path) -> None
     engine.dispose()
     result = run("status", "--database-url", url)
     assert result.exit_code == 0, result.output
-    out = result.stdout
-    assert "Snapshot: 1 current devices, 0 customers, from run 1 (succeeded)" in out
-    assert "3 h 0 min ago" in out
-    assert "Last run 2: 0 of 1 listings complete, 3 devices seen of 5 reported by totalSize" in out
-    assert "listing 1 (find_by_owner, SECTION_TYPE_ZERO_TOUCH, 2 owners) incomplete: " in out
-    assert "HTTP 403 on findByOwner" in out
-    assert "schedule" in out
+    widths = [5, 10, 11, 27, 10, 6, 7, 9, 9, 12, 10, 9, 25]
+    assert result.stderr == ""
+    assert normalised(result.stdout, url) == lines(
+        "Database: <database>",
+        "Snapshot: 1 current devices, 0 customers, from run 1 (succeeded), "
+        "finished YYYY-MM-DD hh:mm:ss+00:00, 3 h 0 min ago",
+        "Last run 2: 0 of 1 listings complete, 3 devices seen of 5 reported by totalSize",
+        "  listing 1 (find_by_owner, SECTION_TYPE_ZERO_TOUCH, 2 owners) incomplete: counted 3 "
+        "devices but totalSize said 5",
+        "Last runs".ljust(sum(widths) + len(widths) + 1),
+        rule(widths, "┏", "┳", "┓", "━"),
+        "┃ run ┃ trigger  ┃ status    ┃ started                   ┃ duration ┃ seen ┃ added ┃"
+        " changed ┃ removed ┃ reappeared ┃ requests ┃ retries ┃ error                   ┃",
+        rule(widths, "┡", "╇", "┩", "━"),
+        "│   2 │ manual   │ failed    │ YYYY-MM-DD hh:mm:ss+00:00 │  300.0 s │    0 │     0 │"
+        "       0 │       0 │          0 │        0 │       0 │ HTTP 403 on findByOwner │",
+        "│   1 │ schedule │ succeeded │ YYYY-MM-DD hh:mm:ss+00:00 │   60.0 s │   10 │    10 │"
+        "       0 │       0 │          0 │        0 │       0 │                         │",
+        rule(widths, "└", "┴", "┘", "─"),
+    )
 
 
 def test_status_of_an_empty_database(sqlite_db: str) -> None:
     result = run("status", "--database-url", sqlite_db)
     assert result.exit_code == 0
-    assert "No sync has run yet" in result.stdout
+    assert (result.stdout, result.stderr) == (
+        f"Database: {sqlite_db}\nNo sync has run yet; run `zt-inventory sync`.\n",
+        "",
+    )
 
 
 def test_humanize_age() -> None:

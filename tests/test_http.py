@@ -152,17 +152,28 @@ def test_classify_400_is_fatal_without_hints() -> None:
     assert error.retry_after is None
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_classify_401_403_carry_the_credentials_hint(status: int) -> None:
-    body = rpc_error(status, "PERMISSION_DENIED", "The caller does not have permission")
-    error = classify(response(status, body=body), WHAT)
+def test_classify_403_names_credentials_scope_link_api_and_partner() -> None:
+    """SPEC guarantee 5: the hint names what to check, the OAuth scope among them."""
+    body = rpc_error(403, "PERMISSION_DENIED", "The caller does not have permission")
+    error = classify(response(403, body=body), WHAT)
     assert isinstance(error, AuthError)
     assert str(error) == (
-        f"{WHAT}: HTTP {status} PERMISSION_DENIED on {PATH}: "
-        f"The caller does not have permission; {AUTH_HINT}"
+        "findByOwner: HTTP 403 PERMISSION_DENIED on /v1/partners/123/devices:findByOwner: "
+        "The caller does not have permission; check auth.credentials (key file or ADC) and "
+        "that they carry the OAuth scope https://www.googleapis.com/auth/androidworkprovisioning, "
+        "that the service account is linked to the reseller account in the zero-touch portal, "
+        "the API is enabled in its Cloud project, and partner.id"
     )
-    assert "auth.credentials" in str(error)
-    assert "partner.id" in str(error)
+
+
+def test_classify_401_carries_the_same_hint() -> None:
+    body = rpc_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+    error = classify(response(401, body=body), WHAT)
+    assert isinstance(error, AuthError)
+    assert str(error) == (
+        f"{WHAT}: HTTP 401 UNAUTHENTICATED on {PATH}: "
+        f"Request had invalid authentication credentials.; {AUTH_HINT}"
+    )
 
 
 def test_classify_403_is_not_retried_even_for_rate_limit_reason() -> None:

@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     # the API client stack, bottom up
     "api.limiter": set(),
     "api.pagination": {"errors"},
-    "api.retry": {"api.limiter", "errors"},
+    "api.retry": {"api.limiter", "auth", "errors"},  # auth: the OAuth scope the hint names
     "api.client": {"api.limiter", "api.pagination", "api.retry", "auth", "errors"},
     "api": {"api"},
     # the database: engines, the writer lock, the record of runs, reads of the snapshot

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from sqlalchemy.engine import Engine
 
 from inventory.emulator import Emulator, generate_fleet
 from inventory.store import snapshot
-from inventory.sync import fetch, plan
-from inventory.sync.plan import LISTINGS_PER_WORKER, MAX_IDS_PER_LISTING, listing_chunks
+from inventory.sync import plan
+from inventory.sync.plan import (
+    LISTINGS_PER_WORKER,
+    MAX_IDS_PER_LISTING,
+    PlannedListing,
+    listing_chunks,
+    plan_listings,
+)
 from tests.syncutil import ZT, settings_for
 from tests.syncutil import sync as run
 
@@ -53,6 +57,59 @@ def test_the_cap_on_ids_per_listing_sets_the_count(monkeypatch: pytest.MonkeyPat
 
 def test_no_owners_no_listings() -> None:
     assert listing_chunks([], 8) == []
+
+
+# --- literal plans of small hand-made inputs -----------------------------------------------------
+
+
+def test_a_blind_plan_is_runs_of_owners_one_apart_in_size_the_larger_first() -> None:
+    # 2 slots x 4 listings per slot = 8 listings for 10 owners: two of 2, six of 1
+    assert listing_chunks(list("abcdefghij"), 2) == [
+        ["a", "b"], ["c", "d"], ["e"], ["f"], ["g"], ["h"], ["i"], ["j"],
+    ]  # fmt: skip
+
+
+def test_a_planned_split_starts_the_heavy_owners_at_once_on_their_own_slots() -> None:
+    # Owners heaviest first to the lighter slot (each counts one device more than it has):
+    # slot 0 gets 0, 2, 6, 7 (104 devices), slot 1 gets 4, 5, 1, 3 (104). Each slot's owners
+    # are cut into listings of about a quarter of its devices (26): 0 alone, then 2, 6, 7;
+    # 4 alone, 5 alone, then 1, 3. Listings start in order of their planned start: 0 and 4
+    # at once, 5 after 41 devices, 1 and 3 after 82, 2, 6 and 7 after 91.
+    weights = [90, 10, 10, 10, 40, 40, 0, 0]
+    assert listing_chunks(list(range(8)), 2, weights) == [[0], [4], [5], [1, 3], [2, 6, 7]]
+
+
+def test_a_planned_split_with_one_heavy_owner() -> None:
+    # 6 owners, 2 slots, 3 listings a slot wanted. Owner 4 (301 devices, counting one more)
+    # fills slot 0 alone; slot 1 holds the rest (70) and cuts at a third of it (23): owner 1
+    # (51) is one listing, the other four (19) together the last.
+    assert listing_chunks(list(range(6)), 2, [0, 50, 0, 10, 300, 5]) == [[4], [1], [0, 2, 3, 5]]
+
+
+def test_a_plan_names_each_customers_workspace_and_lists_every_section() -> None:
+    owners = [(10, "W10"), (11, None), (12, "W12")]
+    zt, knox = "SECTION_TYPE_ZERO_TOUCH", "SECTION_TYPE_KNOX"
+    blind = plan_listings(owners, ["X1"], [zt, knox], concurrency=1, by_company={}, by_workspace={})
+    assert blind == [
+        PlannedListing(section, companies, spaces, 0)
+        for section in (zt, knox)
+        for companies, spaces in (([10], ["W10"]), ([11], []), ([12], ["W12"]), ([], ["X1"]))
+    ]
+    # from the snapshot: 10 (250 devices) alone, 11 and 12 (40 + 5 of its Workspace) together,
+    # and the Workspace account of no listed customer on its own
+    planned = plan_listings(
+        owners,
+        ["X1"],
+        [zt],
+        concurrency=1,
+        by_company={10: 250, 12: 40},
+        by_workspace={"W12": 5, "X1": 7},
+    )
+    assert planned == [
+        PlannedListing(zt, [10], ["W10"], 250),
+        PlannedListing(zt, [11, 12], ["W12"], 45),
+        PlannedListing(zt, [], ["X1"], 7),
+    ]
 
 
 def _makespan(loads: list[int], concurrency: int) -> int:
@@ -131,56 +188,14 @@ def test_a_re_sync_plans_its_listings_from_the_snapshot(engine: Engine, db_url: 
         assert companies.get(c.company_id, 0) == emu.fleet.count_owned(ZT, {c.company_id}, set())
     assert sum(companies.values()) + sum(spaces.values()) == first.devices_added
     heaviest = max(customers, key=lambda c: companies.get(c.company_id, 0))
-    # A first sync knows nothing: its listings are runs of customers in companyId order.
-    assert [x.company_ids for x in first.listings] == [
-        [c for c, _ in chunk]
-        for chunk in listing_chunks(
-            [(c.company_id, c.google_workspace_customer_id) for c in customers], 2
-        )
-    ]
+    # A first sync knows nothing: 2 slots x 4 listings, each a run of 7 or 8 customers in
+    # companyId order, the larger first.
+    assert [len(x.company_ids) for x in first.listings] == [8, 8, 8, 8, 7, 7, 7, 7]
+    in_order = [c for x in first.listings for c in x.company_ids]
+    assert in_order == sorted(c.company_id for c in customers)
     second = run(emu, settings)
     assert second.status == "succeeded", second.error
     assert second.devices_seen == first.devices_added
     starting = second.listings[:2]  # what the 2 request slots take first
     assert any(heaviest.company_id in x.company_ids for x in starting)
     assert {c for x in second.listings for c in x.company_ids} == {c.company_id for c in customers}
-
-
-def test_request_slots_follow_the_chain_with_the_most_pages_left(
-    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One slot, so the order is exact. A first sync knows no sizes: an unstarted listing
-    counts the mean length of those started (each first page's totalSize tells one), and a
-    slot always takes a page of the listing with the most pages left."""
-    taken: list[int] = []
-    take = fetch.Chains.take
-
-    def spy(self: Any, halt: Any) -> Any:
-        chain = take(self, halt)
-        if chain is not None:
-            taken.append(chain.task.listing.listing_id)
-        return chain
-
-    monkeypatch.setattr(fetch.Chains, "take", spy)
-    emu = Emulator(generate_fleet(devices=2500, customers=24, skew=1.3))
-    result = run(emu, settings_for(emu, db_url, api={"concurrency": 1}))
-    assert result.status == "succeeded", result.error
-    length = {x.listing_id: max(1, -(-(x.total_size or 0) // 100)) for x in result.listings}
-    assert len(set(length.values())) > 2, "the listings must differ in length"
-    fresh = [x.listing_id for x in result.listings]  # plan order
-    left: dict[int, int] = {}  # started listings: pages still to fetch
-    expected: list[int] = []
-    while fresh or any(left.values()):
-        known = [length[n] for n in left]
-        mean = sum(known) / len(known) if known else float("inf")
-        ready = [n for n in left if left[n]]
-        best = max(ready, key=lambda n: (left[n], -n)) if ready else None
-        if fresh and (best is None or mean >= left[best]):
-            n = fresh.pop(0)
-            left[n] = length[n] - 1
-        else:
-            assert best is not None
-            n = best
-            left[n] -= 1
-        expected.append(n)
-    assert taken == expected

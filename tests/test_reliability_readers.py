@@ -14,6 +14,7 @@ the reader does catch a merge whose statements commit one by one.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -22,7 +23,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError
 
 from inventory.emulator import Emulator, generate_fleet
 from inventory.store import make_engine
@@ -215,3 +217,73 @@ def test_the_reader_catches_a_merge_that_is_not_atomic(
     _checks, _seen, problems = read_while_writing(db_url, writer)
     assert writer.error is None, writer.error
     assert problems, "a non-atomic merge must be caught by the reader"
+
+
+READER_TIMEOUT_S = 0.2  # a blocked reader fails fast instead of waiting for the commit
+
+
+def _counts_now(engine: Engine, db_url: str) -> dict[int, int]:
+    """Per-customer counts read at once, by a reader that will not wait for a lock."""
+    sql = "SELECT company_id, devices FROM v_customer_device_counts"
+    if engine.dialect.name == "sqlite":
+        # as BI tools and the sqlite3 shell open the file: their own connection and timeout
+        path = make_url(db_url).database
+        reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READER_TIMEOUT_S)
+        try:
+            return {int(c): int(n) for c, n in reader.execute(sql)}
+        except sqlite3.OperationalError as exc:
+            pytest.fail(f"the reader was blocked by the writer's open transaction: {exc}")
+        finally:
+            reader.close()
+    timeout = int(READER_TIMEOUT_S * 1000)
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"SET lock_timeout = {timeout}")
+        conn.exec_driver_sql(f"SET statement_timeout = {10 * timeout}")
+        try:
+            return {int(c): int(n) for c, n in conn.execute(text(sql))}
+        except OperationalError as exc:
+            pytest.fail(f"the reader was blocked by the writer's open transaction: {exc}")
+
+
+def test_a_reader_is_not_blocked_while_the_merge_transaction_is_open(
+    emu: Emulator, engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC guarantee 1, "readers are never blocked": the sync is held inside its merge
+    transaction, every change written but not committed, and a reader with a short busy
+    timeout must read the previous snapshot at once.
+
+    The writer's page cache is made small, so that its changes go to the database file before
+    the commit, as a large merge's do: in SQLite's rollback-journal mode that takes the
+    exclusive lock and shuts readers out until the commit; in WAL mode they go to the WAL
+    and readers go on reading.
+    """
+    writer = Writer(emu, db_url, rounds=1)
+    assert sync(emu, writer.settings).ok
+    before = _expected_counts(emu)
+    writer.mutate(2)
+    after = _expected_counts(emu)
+    assert after != before
+    inside, release = threading.Event(), threading.Event()
+    original = merge.apply
+
+    def held_open(conn: Connection, run_id: int, *rest: Any) -> None:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA cache_size = 10")  # pages: the changes spill
+        original(conn, run_id, *rest)
+        inside.set()
+        assert release.wait(30), "the test never let the merge commit"
+
+    monkeypatch.setattr(merge, "apply", held_open)
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(sync(emu, writer.settings)))
+    thread.start()
+    try:
+        assert inside.wait(60), "the sync never reached its merge"
+        seen = _counts_now(engine, db_url)
+    finally:
+        release.set()
+        thread.join(60)
+    assert seen == before
+    assert len(results) == 1
+    assert results[0].ok, results[0].error
+    assert _counts_now(engine, db_url) == after

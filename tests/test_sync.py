@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from inventory.api import CUSTOMERS_PAGE_SIZE
 from inventory.emulator import Emulator, FaultConfig, generate_fleet, serve
 from inventory.errors import ConfigError, LockedError
 from inventory.store import WriterLock, make_engine
-from inventory.sync import run_sync
+from inventory.sync import fetch, run_sync, staging
 from inventory.sync.fetch import SWITCH_INTERVAL_S
 from tests.syncutil import (
     ZT,
@@ -529,3 +530,63 @@ def test_other_customers_list_errors_are_not_retried_with_a_smaller_page(
     result = sync(emu, settings_for(emu, db_url))
     assert result.status == "failed"
     assert emu.counts()["customers.list"] == 1
+
+
+# --- SPEC guarantee 7: memory stays flat ---------------------------------------------------------
+
+STAGING_BATCH_MAX = 2_000  # devices the stager may hold before it writes them
+
+
+class CountingPages(httpx.BaseTransport):
+    """Counts the findByOwner pages served, and lets a reader wait for the count to grow."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.pages = 0
+        self.grew = threading.Condition()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.url.path.endswith(":findByOwner") and response.status_code == 200:
+            with self.grew:
+                self.pages += 1
+                self.grew.notify_all()
+        return response
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_run_holds_a_bounded_number_of_pages_and_devices_whatever_the_fleet(
+    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run streams: pages wait in a bounded queue, so a slow consumer stops the fetching,
+    and the stager writes each batch, so it never holds more than one. Here the consumer
+    stalls for a second at its third page while four request slots could fetch the whole
+    fleet; afterwards, at every page, the pages served but not yet staged and the devices
+    held unwritten stay under bounds that do not grow with the fleet (a third of it)."""
+    workers = 4
+    slot_pages = fetch.QUEUE_PAGES_PER_WORKER + 1  # its share of the queue, and the one it holds
+    assert 1 <= fetch.QUEUE_PAGES_PER_WORKER <= 4, "0 would make the queue unbounded"
+    pages_bound = workers * slot_pages
+    emu = Emulator(generate_fleet(devices=7000, customers=16, seed=17, partner_id=7_000_000_017))
+    served = CountingPages(emu.transport())
+    seen: list[tuple[int, int]] = []  # after each page staged: (pages ahead, devices held)
+
+    class WatchedStager(staging.Stager):
+        def add_page(self, listing: int, page: Any) -> None:
+            super().add_page(listing, page)
+            staged = len(seen) + 1
+            if staged == 3:  # the consumer stalls: the fetching must stop at the bound
+                with served.grew:
+                    served.grew.wait_for(lambda: served.pages > staged + pages_bound, timeout=1.0)
+            seen.append((served.pages - staged, self.buffered))
+
+    monkeypatch.setattr(staging, "Stager", WatchedStager)
+    settings = settings_for(emu, db_url, api={"concurrency": workers, "page_size": 100})
+    result = sync(emu, settings, transport=served)
+    assert result.ok, result.error
+    assert result.devices_added >= 3 * STAGING_BATCH_MAX, "the fleet must dwarf the bounds"
+    assert len(seen) == served.pages
+    ahead = max(a for a, _ in seen)
+    assert ahead <= pages_bound, f"{ahead} pages fetched ahead of the consumer"
+    held = max(h for _, h in seen)
+    assert held <= STAGING_BATCH_MAX, f"the stager held {held} devices unwritten"

@@ -22,6 +22,7 @@ import httpx
 import orjson
 
 from inventory.api.limiter import Counters, RequestLimiter
+from inventory.auth import SCOPE
 from inventory.errors import (
     ApiError,
     AuthError,
@@ -34,9 +35,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 60.0
 AUTH_HINT = (
-    "check auth.credentials (key file or ADC), that the service account is linked to the "
-    "reseller account in the zero-touch portal, the API is enabled in its Cloud project, "
-    "and partner.id"
+    f"check auth.credentials (key file or ADC) and that they carry the OAuth scope {SCOPE}, "
+    "that the service account is linked to the reseller account in the zero-touch "
+    "portal, the API is enabled in its Cloud project, and partner.id"
 )
 
 

@@ -116,6 +116,11 @@ class Stager:
         self._sql = _StagingSql(conn.dialect)
         self._fleet_empty: bool | None = None  # devices empty at the first flush: all added
 
+    @property
+    def buffered(self) -> int:
+        """Devices held, not yet written: never more than ``batch_size`` after a page."""
+        return len(self._devices)
+
     def add_page(self, listing: int, page: Iterable[DeviceRows]) -> None:
         """Buffer one page of devices; write the buffer when it holds ``batch_size`` devices."""
         self._devices.extend((listing, r) for r in page)

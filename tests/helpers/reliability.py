@@ -150,12 +150,28 @@ def history_is_consistent(engine: Engine) -> list[str]:
         "an open version whose hash is not the device's": """
             SELECT v.device_id FROM device_versions v JOIN devices d ON d.device_id = v.device_id
             WHERE v.valid_to IS NULL AND v.content_hash <> d.content_hash""",
-        "a claim of a device that is not current": """
-            SELECT c.device_id FROM device_claims c JOIN devices d ON d.device_id = c.device_id
-            WHERE d.removed_at IS NOT NULL""",
-        "metadata of a device that is not current": """
-            SELECT m.device_id FROM device_metadata m JOIN devices d ON d.device_id = m.device_id
-            WHERE d.removed_at IS NOT NULL""",
+        "a claim whose device is not current or does not exist": """
+            SELECT c.device_id FROM device_claims c
+            LEFT JOIN devices d ON d.device_id = c.device_id
+            WHERE d.device_id IS NULL OR d.removed_at IS NOT NULL""",
+        "metadata whose device is not current or does not exist": """
+            SELECT m.device_id FROM device_metadata m
+            LEFT JOIN devices d ON d.device_id = m.device_id
+            WHERE d.device_id IS NULL OR d.removed_at IS NOT NULL""",
+        "a device with more than one open version": """
+            SELECT device_id FROM device_versions WHERE valid_to IS NULL
+            GROUP BY device_id HAVING COUNT(*) > 1""",
+        "a version of a device that does not exist": """
+            SELECT v.device_id FROM device_versions v
+            LEFT JOIN devices d ON d.device_id = v.device_id WHERE d.device_id IS NULL""",
+        "a device whose last version is a removal but whose removed_at is not set": """
+            SELECT d.device_id FROM devices d JOIN device_versions v ON v.device_id = d.device_id
+            WHERE d.removed_at IS NULL AND v.removed AND v.version_id = (
+                SELECT MAX(w.version_id) FROM device_versions w WHERE w.device_id = d.device_id)""",
+        "a removed device whose last version is not a removal": """
+            SELECT d.device_id FROM devices d JOIN device_versions v ON v.device_id = d.device_id
+            WHERE d.removed_at IS NOT NULL AND NOT v.removed AND v.version_id = (
+                SELECT MAX(w.version_id) FROM device_versions w WHERE w.device_id = d.device_id)""",
     }
     problems = []
     with engine.connect() as conn:
