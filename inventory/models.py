@@ -301,15 +301,15 @@ _TEMPORARY = {"prefixes": ["TEMPORARY"]}
 
 
 class StagingDevice(DeviceFields, StagingBase):
-    """A device the run saw, as the first listing that returned it saw it; content only when
-    new or changed. ``change``: same / added / changed / reappeared, then incomplete or removed
-    as the merge decides."""
+    """A device as one listing of the run saw it; content only when new or changed.
+    ``change``: same / added / changed / reappeared, then incomplete or removed as the merge
+    decides."""
 
     __tablename__ = "sync_staging_devices"
     __table_args__ = _TEMPORARY
 
     device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    listing_id: Mapped[int] = mapped_column(Integer)
+    listing_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     change: Mapped[str] = mapped_column(String(16))
     content_hash: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -317,16 +317,14 @@ class StagingDevice(DeviceFields, StagingBase):
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
 
 
-class StagingSighting(StagingBase):
-    """A listing that returned a device the run had already staged (from another listing, or
-    earlier in the same one): what decides whether the device counts as seen by a complete
-    listing, without a pass over every staged device."""
+class StagingDuplicate(StagingBase):
+    """A device that more than one listing of the run returned: the few devices the merge must
+    choose one staged row for, found without a pass over every staged device."""
 
-    __tablename__ = "sync_staging_sightings"
+    __tablename__ = "sync_staging_duplicates"
     __table_args__ = _TEMPORARY
 
     device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    listing_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
 class StagingClaim(ClaimFields, StagingBase):
@@ -336,6 +334,7 @@ class StagingClaim(ClaimFields, StagingBase):
     __table_args__ = _TEMPORARY
 
     device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    listing_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     section_type: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
@@ -346,6 +345,7 @@ class StagingMetadata(MetadataFields, StagingBase):
     __table_args__ = _TEMPORARY
 
     device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    listing_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 

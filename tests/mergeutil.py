@@ -93,6 +93,7 @@ def merge_run(
             ],
         )
         merge.mark_incomplete(conn, [x.number for x in listings if not x.complete])
+        merge.deduplicate(conn)
         merge.stage_removals(
             conn, sections, every_customer=every_customer, identifiers_complete=True
         )

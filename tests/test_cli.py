@@ -418,7 +418,7 @@ def test_sync_then_status(
     )
     status = run("status")
     assert status.exit_code == 0, status.output
-    widths = [5, 9, 11, 27, 10, 6, 7, 9, 9, 12, 10, 9, 7]
+    widths = [5, 9, 7, 11, 27, 10, 6, 7, 9, 9, 12, 10, 9, 7]
     assert status.stderr == ""
     assert normalised(status.stdout, db_url) == lines(
         "Database: <database>",
@@ -427,10 +427,11 @@ def test_sync_then_status(
         f"Last run 1: 8 of 8 listings complete, {n:,} devices seen of {n:,} reported by totalSize",
         "Last runs".ljust(sum(widths) + len(widths) + 1),
         rule(widths, "┏", "┳", "┓", "━"),
-        "┃ run ┃ trigger ┃ status    ┃ started                   ┃ duration ┃ seen ┃ added ┃"
-        " changed ┃ removed ┃ reappeared ┃ requests ┃ retries ┃ error ┃",
+        "┃ run ┃ trigger ┃ scope ┃ status    ┃ started                   ┃ duration ┃ seen ┃"
+        " added ┃ changed ┃ removed ┃ reappeared ┃ requests ┃ retries ┃ error ┃",
         rule(widths, "┡", "╇", "┩", "━"),
-        f"│   1 │ manual  │ succeeded │ YYYY-MM-DD hh:mm:ss+00:00 │    #.# s │ {n:>4} │ {n:>5} │"
+        f"│   1 │ manual  │ full  │ succeeded │ YYYY-MM-DD hh:mm:ss+00:00 │    #.# s │ {n:>4} │"
+        f" {n:>5} │"
         f"       0 │       0 │          0 │ {requests:>8} │       0 │       │",
         rule(widths, "└", "┴", "┘", "─"),
     )
@@ -756,7 +757,7 @@ def test_status_shows_incomplete_listings_errors_and_age(tmp_path: Path) -> None
     engine.dispose()
     result = run("status", "--database-url", url)
     assert result.exit_code == 0, result.output
-    widths = [5, 10, 11, 27, 10, 6, 7, 9, 9, 12, 10, 9, 25]
+    widths = [5, 10, 7, 11, 27, 10, 6, 7, 9, 9, 12, 10, 9, 25]
     assert result.stderr == ""
     assert normalised(result.stdout, url) == lines(
         "Database: <database>",
@@ -767,12 +768,14 @@ def test_status_shows_incomplete_listings_errors_and_age(tmp_path: Path) -> None
         "devices but totalSize said 5",
         "Last runs".ljust(sum(widths) + len(widths) + 1),
         rule(widths, "┏", "┳", "┓", "━"),
-        "┃ run ┃ trigger  ┃ status    ┃ started                   ┃ duration ┃ seen ┃ added ┃"
-        " changed ┃ removed ┃ reappeared ┃ requests ┃ retries ┃ error                   ┃",
+        "┃ run ┃ trigger  ┃ scope ┃ status    ┃ started                   ┃ duration ┃ seen ┃"
+        " added ┃ changed ┃ removed ┃ reappeared ┃ requests ┃ retries ┃ error                   ┃",
         rule(widths, "┡", "╇", "┩", "━"),
-        "│   2 │ manual   │ failed    │ YYYY-MM-DD hh:mm:ss+00:00 │  300.0 s │    0 │     0 │"
+        "│   2 │ manual   │ full  │ failed    │ YYYY-MM-DD hh:mm:ss+00:00 │  300.0 s │    0 │"
+        "     0 │"
         "       0 │       0 │          0 │        0 │       0 │ HTTP 403 on findByOwner │",
-        "│   1 │ schedule │ succeeded │ YYYY-MM-DD hh:mm:ss+00:00 │   60.0 s │   10 │    10 │"
+        "│   1 │ schedule │ full  │ succeeded │ YYYY-MM-DD hh:mm:ss+00:00 │   60.0 s │   10 │"
+        "    10 │"
         "       0 │       0 │          0 │        0 │       0 │                         │",
         rule(widths, "└", "┴", "┘", "─"),
     )

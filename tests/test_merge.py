@@ -454,22 +454,12 @@ def test_a_device_an_incomplete_listing_did_not_reach_is_not_removed(engine: Eng
     assert device_writes(engine) == set()
 
 
-# A real bug, kept red until it is fixed (strict: the test says when it is).
-MIXED_ROWS = (
-    "bug: staged claims and metadata are keyed by device, not by listing, and the page staged "
-    "first wins them (ON CONFLICT DO NOTHING), while deduplicate keeps the device row of the "
-    "first complete listing: when another listing's page arrived first, the stored device has "
-    "its row from one listing and its claims and metadata from the other"
-)
-
-
 def _arrivals(moved_complete: bool) -> list[Any]:
-    """Both orders of the two pages: the one that counts first, or the other (the bug)."""
-    bug = pytest.mark.xfail(strict=True, reason=MIXED_ROWS)
+    """Both orders of the two pages: the one that counts first, or the other."""
     kind = "two-complete" if moved_complete else "complete-and-incomplete"
     return [
         pytest.param(moved_complete, False, id=f"{kind}-kept-page-first"),
-        pytest.param(moved_complete, True, id=f"{kind}-moved-page-first", marks=bug),
+        pytest.param(moved_complete, True, id=f"{kind}-moved-page-first"),
     ]
 
 

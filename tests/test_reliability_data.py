@@ -370,15 +370,6 @@ def test_a_repeated_device_is_reported(emu: Emulator, engine: Engine, db_url: st
     assert any("more than once" in w or "duplicate" in w for w in result.warnings)
 
 
-# A real bug (tests/test_merge.py shows it on its own), kept red until it is fixed.
-MIXED_ROWS = (
-    "bug: the device row comes from the listing deduplicate keeps (the first complete one) but "
-    "its claims and metadata from the page staged first (staged claims are keyed by device, "
-    "ON CONFLICT DO NOTHING): here the moved copy's listing comes first and the original's "
-    "page arrives first, so devices.raw names the new owner and device_claims the old one"
-)
-
-
 @dataclass
 class Moved:
     """A device that moved between customers while the run paged: the listing of the customer
@@ -494,7 +485,6 @@ def _check_a_device_in_two_listings(
         pytest.param(
             False,
             id="moved-to-an-earlier-listing",
-            marks=pytest.mark.xfail(strict=True, reason=MIXED_ROWS),
         ),
     ],
 )

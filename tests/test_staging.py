@@ -53,38 +53,39 @@ def test_staging_tables_are_private_to_the_writer_and_go_with_it(engine: Engine)
     assert staging_tables(engine) == []
 
 
-def test_a_device_returned_again_is_a_sighting_not_a_second_row(writer: Connection) -> None:
+def test_each_listing_stages_what_it_saw_and_duplicates_are_noted(writer: Connection) -> None:
     stager = staging.Stager(writer, batch_size=2)
     stager.add_page(1, _rows(10, 11))  # flushed: a batch of 2
-    stager.add_page(2, _rows(11, 12, 12))  # 11 again (another batch), 12 twice in one
-    stager.add_page(1, _rows(10))
+    stager.add_page(2, _rows(11, 12, 12))  # 11 again (another batch), 12 twice in one listing
+    stager.add_page(1, _rows(10))  # 10 again, from the same listing
     stager.flush()
-    assert _all(writer, "SELECT device_id, listing_id FROM sync_staging_devices ORDER BY 1") == [
+    assert _all(writer, "SELECT device_id, listing_id FROM sync_staging_devices ORDER BY 1, 2") == [
         (10, 1),
         (11, 1),
-        (12, 2),
-    ]
-    assert _all(writer, "SELECT device_id, listing_id FROM sync_staging_sightings ORDER BY 1") == [
-        (10, 1),
         (11, 2),
         (12, 2),
     ]
-    assert stager.staged == 3
-    assert merge.repeated_per_listing(writer) == {1: 1, 2: 1}
+    assert _all(writer, "SELECT device_id FROM sync_staging_duplicates") == [(11,)]
+    assert stager.staged == 4
+    assert stager.repeated == {1: 1, 2: 1}
 
 
-def test_only_devices_no_complete_listing_saw_are_incomplete(writer: Connection) -> None:
+def test_the_row_that_counts_is_the_first_complete_listings(writer: Connection) -> None:
     stager = staging.Stager(writer)
-    stager.add_page(1, _rows(10, 11, 12))  # listing 1: incomplete
-    stager.add_page(2, _rows(11))  # listing 2: complete, saw 11 too
-    stager.add_page(3, _rows(12, 13))  # listing 3: incomplete too
+    stager.add_page(3, _rows(10, 11, 12))  # listing 3: complete
+    stager.add_page(1, _rows(11))  # listing 1: incomplete
+    stager.add_page(2, _rows(12, 13))  # listing 2: complete
+    stager.add_page(1, _rows(14))
     stager.flush()
-    merge.mark_incomplete(writer, [1, 3])
-    assert _all(writer, "SELECT device_id, change FROM sync_staging_devices ORDER BY 1") == [
-        (10, "incomplete"),
-        (11, "added"),
-        (12, "incomplete"),
-        (13, "incomplete"),
+    merge.mark_incomplete(writer, [1])
+    merge.deduplicate(writer)
+    rows = "SELECT device_id, listing_id, change FROM sync_staging_devices ORDER BY 1"
+    assert _all(writer, rows) == [
+        (10, 3, "added"),
+        (11, 3, "added"),  # not the incomplete listing 1's
+        (12, 2, "added"),  # the lowest complete one's
+        (13, 2, "added"),
+        (14, 1, "incomplete"),  # only an incomplete listing saw it
     ]
 
 

@@ -59,23 +59,45 @@ def _execute(conn: Connection, sql: str, params: dict[str, Any] | None = None) -
 
 
 def mark_incomplete(conn: Connection, listings: list[int]) -> None:
-    """Devices seen only by incomplete listings stay as they are: never applied, never removed.
-
-    A device is staged once, by the first listing that returned it; any other listing that
-    returned it left a sighting. Only devices first staged by an incomplete listing are read,
-    each with one lookup by key in the (few) sightings.
-    """
+    """What incomplete listings staged counts for nothing: a device only they saw stays as it
+    is, never applied, never removed (only those listings' rows are read)."""
     if listings:
         _execute(
             conn,
-            """
-            UPDATE sync_staging_devices SET change = 'incomplete'
-            WHERE listing_id IN :listings
-              AND NOT EXISTS (SELECT 1 FROM sync_staging_sightings s
-                              WHERE s.device_id = sync_staging_devices.device_id
-                                AND s.listing_id NOT IN :listings)
-            """,
+            "UPDATE sync_staging_devices SET change = 'incomplete' WHERE listing_id IN :listings",
             {"listings": listings},
+        )
+
+
+def deduplicate(conn: Connection) -> None:
+    """Keep one staged row of each device that several listings returned: the lowest-numbered
+    complete listing's, else the lowest-numbered listing's, with its claims and metadata.
+
+    The rule depends on what was fetched, never on which page arrived first. Only the devices
+    noted in ``sync_staging_duplicates`` are read, each through its key.
+    """
+    _execute(
+        conn,
+        """
+        DELETE FROM sync_staging_devices
+        WHERE device_id IN (SELECT device_id FROM sync_staging_duplicates)
+          AND listing_id <> (SELECT o.listing_id FROM sync_staging_devices o
+                             WHERE o.device_id = sync_staging_devices.device_id
+                             ORDER BY CASE WHEN o.change = 'incomplete' THEN 1 ELSE 0 END,
+                                      o.listing_id
+                             LIMIT 1)
+        """,
+    )
+    for table in ("sync_staging_claims", "sync_staging_metadata"):
+        _execute(
+            conn,
+            f"""
+            DELETE FROM {table}
+            WHERE device_id IN (SELECT device_id FROM sync_staging_duplicates)
+              AND NOT EXISTS (SELECT 1 FROM sync_staging_devices s
+                              WHERE s.device_id = {table}.device_id
+                                AND s.listing_id = {table}.listing_id)
+            """,
         )
 
 
@@ -126,17 +148,6 @@ def change_counts(conn: Connection) -> dict[str, int]:
     """How many staged devices are added / changed / reappeared / removed / same / incomplete."""
     rows = _execute(conn, "SELECT change, COUNT(*) FROM sync_staging_devices GROUP BY change")
     return {str(k): int(v) for k, v in rows}
-
-
-def repeated_per_listing(conn: Connection) -> dict[int, int]:
-    """Devices each listing returned more than once (the first time staged, then a sighting)."""
-    rows = _execute(
-        conn,
-        "SELECT s.listing_id, COUNT(*) FROM sync_staging_sightings s "
-        "JOIN sync_staging_devices d ON d.device_id = s.device_id "
-        "AND d.listing_id = s.listing_id GROUP BY s.listing_id",
-    )
-    return {int(k): int(v) for k, v in rows}
 
 
 def preview(conn: Connection, limit: int) -> list[dict[str, Any]]:

@@ -308,7 +308,10 @@ class _Run:
                 x.complete = self.collector.identifiers_complete
                 x.error = None if x.complete else "some identifier lookups failed"
         merge.mark_incomplete(writer, [x.listing_id for x in owner_listings if not x.complete])
-        for listing_id, repeated in sorted(merge.repeated_per_listing(writer).items()):
+        # A device can come back from two listings: claims in two sections, a company and a
+        # Workspace listing, an identifier lookup, or a device that moved while we paged.
+        merge.deduplicate(writer)
+        for listing_id, repeated in sorted(self.collector.stager.repeated.items()):
             self.collector.warn(
                 f"listing {listing_id} returned {repeated} device(s) more than once; "
                 "each is stored once"

@@ -2,14 +2,14 @@
 
 The staging tables are TEMPORARY tables of the run's one writer connection: nobody else sees
 them, they never grow the database file, and they vanish with the connection, however the run
-ends. Each device is staged once, by the first listing that returns it, and classified against
-the current snapshot as it arrives (the run holds the writer lock, so the snapshot cannot move
+ends. Each device is staged as each listing that returns it saw it, and classified against the
+current snapshot as it arrives (the run holds the writer lock, so the snapshot cannot move
 under it): ``same`` rows carry only the id and hash, so an unchanged re-sync stages little and
 merges nothing; ``added``, ``changed`` and ``reappeared`` rows carry the full content, with
-their claims and metadata. A device that another listing returns again (claims in two section
+their claims and metadata. A device that more than one listing returns (claims in two section
 types, a company and its Workspace account, an identifier lookup, a device that moved while
-the run paged) becomes a row of ``sync_staging_sightings``: the merge reads those few rows,
-never a pass over every staged device, to decide which devices complete listings saw.
+the run paged) is noted in ``sync_staging_duplicates`` as it arrives, so that the merge, which
+keeps one of its rows, reads only those few devices, never a pass over every staged row.
 
 The rows' shape is not written down here: every column list is derived from the tables in
 ``inventory.models`` (a staging table shares its content columns with its public table), and
@@ -19,6 +19,7 @@ the row dicts that ``inventory.transform`` builds are keyed by those column name
 from __future__ import annotations
 
 import operator
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing
 from typing import Any
@@ -35,8 +36,8 @@ from inventory.models import (
     StagingCoverage,
     StagingCustomer,
     StagingDevice,
+    StagingDuplicate,
     StagingMetadata,
-    StagingSighting,
     UTCDateTime,
     table_of,
 )
@@ -60,14 +61,14 @@ def shared_columns(public: Table, staged: Table, *, skip: Iterable[str] = ()) ->
 STAGED_DEVICES = table_of(StagingDevice)
 STAGED_CLAIMS = table_of(StagingClaim)
 STAGED_METADATA = table_of(StagingMetadata)
-SIGHTINGS = table_of(StagingSighting)
+DUPLICATES = table_of(StagingDuplicate)
 DEVICE_KEY = ("device_id", "content_hash")
 DEVICE_CONTENT = shared_columns(table_of(Device), STAGED_DEVICES, skip=DEVICE_KEY)
 STAGED_DEVICE_COLUMNS: tuple[str, ...] = ("listing_id", "change", "owner_company_id")
 STAGED_DEVICE_COLUMNS += (*DEVICE_KEY, *DEVICE_CONTENT)
-# A staged claim or metadata entry: the row as ``inventory.transform`` builds it.
-CLAIM_COLUMNS = tuple(c.name for c in STAGED_CLAIMS.columns)
-METADATA_COLUMNS = tuple(c.name for c in STAGED_METADATA.columns)
+# A staged claim or metadata entry: the listing, then the row as ``inventory.transform`` builds it.
+CLAIM_COLUMNS = tuple(c.name for c in STAGED_CLAIMS.columns if c.name != "listing_id")
+METADATA_COLUMNS = tuple(c.name for c in STAGED_METADATA.columns if c.name != "listing_id")
 _NO_CONTENT = (None,) * len(DEVICE_CONTENT)
 
 
@@ -111,14 +112,15 @@ class Stager:
     def __init__(self, conn: Connection, batch_size: int = 2000) -> None:
         self.conn = conn
         self.batch_size = batch_size
-        self.staged = 0  # devices staged so far (a device returned again is a sighting)
+        self.staged = 0  # rows staged so far
+        self.repeated: Counter[int] = Counter()  # devices a listing returned again, per listing
         self._devices: list[tuple[int, DeviceRows]] = []  # (listing, rows), not yet written
         self._sql = _StagingSql(conn.dialect)
         self._fleet_empty: bool | None = None  # devices empty at the first flush: all added
 
     @property
     def buffered(self) -> int:
-        """Devices held, not yet written: never more than ``batch_size`` after a page."""
+        """Devices held and not yet written (at most ``batch_size`` plus one page)."""
         return len(self._devices)
 
     def add_page(self, listing: int, page: Iterable[DeviceRows]) -> None:
@@ -140,20 +142,23 @@ class Stager:
                 found = conn.exec_driver_sql("SELECT 1 FROM devices LIMIT 1").first()
                 self._fleet_empty = found is None
             ids = [r.device["device_id"] for _, r in self._devices]
-            seen = sql.lookup(conn, _STAGED_IDS, ids) if self.staged else {}
+            listings = sql.staged_listings(conn, ids) if self.staged else {}
             known = {} if self._fleet_empty else sql.lookup(conn, _SNAPSHOT, ids)
             devices: list[tuple[Any, ...]] = []
             claims: list[tuple[Any, ...]] = []
             metadata: list[tuple[Any, ...]] = []
-            sightings: set[tuple[int, int]] = set()
+            duplicates: set[int] = set()
             device_row, claim_row, metadata_row = sql.device_row, sql.claim_row, sql.metadata_row
             for listing, r in self._devices:
                 device = r.device
                 device_id = device["device_id"]
-                if device_id in seen:
-                    sightings.add((device_id, listing))
+                seen_by = listings.setdefault(device_id, set())
+                if listing in seen_by:  # the same listing returned it again: stored once
+                    self.repeated[listing] += 1
                     continue
-                seen[device_id] = ()
+                if seen_by:
+                    duplicates.add(device_id)
+                seen_by.add(listing)
                 previous = known.get(device_id)
                 if previous is None:
                     change = "added"
@@ -168,23 +173,19 @@ class Stager:
                     )
                     continue
                 devices.append((listing, change, r.owner_company_id) + device_row(device))
-                claims.extend(claim_row(c) for c in r.claims)
-                metadata.extend(metadata_row(m) for m in r.metadata)
+                claims.extend((listing,) + claim_row(c) for c in r.claims)
+                metadata.extend((listing,) + metadata_row(m) for m in r.metadata)
             sql.write(conn, STAGED_DEVICES, STAGED_DEVICE_COLUMNS, devices)
-            sql.write(conn, STAGED_CLAIMS, CLAIM_COLUMNS, claims)
-            sql.write(conn, STAGED_METADATA, METADATA_COLUMNS, metadata)
-            if sightings:  # few: a device another listing returned again
-                conn.execute(insert_ignore(conn, SIGHTINGS), _sighting_rows(sightings))
+            sql.write(conn, STAGED_CLAIMS, ("listing_id", *CLAIM_COLUMNS), claims)
+            sql.write(conn, STAGED_METADATA, ("listing_id", *METADATA_COLUMNS), metadata)
+            if duplicates:  # few: devices that another listing returned too
+                rows = [{"device_id": d} for d in sorted(duplicates)]
+                conn.execute(insert_ignore(conn, DUPLICATES), rows)
         self.staged += len(devices)
         self._devices = []
 
 
-def _sighting_rows(sightings: set[tuple[int, int]]) -> list[dict[str, int]]:
-    return [{"device_id": d, "listing_id": n} for d, n in sorted(sightings)]
-
-
-# (table, the columns after the id) of the two per-batch lookups
-_STAGED_IDS = ("sync_staging_devices", "listing_id")
+# (table, the columns after the id) of the per-batch snapshot lookup
 _SNAPSHOT = ("devices", "content_hash, removed_at IS NOT NULL")
 
 
@@ -254,34 +255,44 @@ class _StagingSql:
                 for row in rows:
                     copy.write_row(row)
 
+    def staged_listings(self, conn: Connection, ids: list[int]) -> dict[int, set[int]]:
+        """{device id: the listings that staged it} for those of these ids already staged."""
+        found: dict[int, set[int]] = {}
+        for query, params in self._batches("listing_id", "sync_staging_devices", ids):
+            for device_id, listing in self._fetch(conn, query, params):
+                found.setdefault(device_id, set()).add(listing)
+        return found
+
     def lookup(
         self, conn: Connection, source: tuple[str, str], ids: list[int]
     ) -> dict[int, tuple[Any, ...]]:
-        """{id: the other columns} of these device ids in ``source`` (a table and columns).
-
-        Through the DB-API cursor itself: SQLAlchemy's row objects cost more than the query.
-        PostgreSQL takes every id as one array (one round trip); SQLite takes chunks of ids.
-        """
+        """{id: the other columns} of these device ids in ``source`` (a table and columns)."""
         table, columns = source
+        return {
+            device_id: tuple(rest)
+            for query, params in self._batches(columns, table, ids)
+            for device_id, *rest in self._fetch(conn, query, params)
+        }
+
+    def _batches(
+        self, columns: str, table: str, ids: list[int]
+    ) -> list[tuple[str, tuple[Any, ...]]]:
+        """The queries for ``columns`` of these device ids in ``table``: PostgreSQL takes every
+        id as one array (one round trip); SQLite takes chunks of ids."""
         unique = list(dict.fromkeys(ids))
         select_ = f"SELECT device_id, {columns} FROM {table} WHERE device_id"
-        batches: list[tuple[str, tuple[Any, ...]]]
         if self.postgres:
-            batches = [(f"{select_} = ANY(%s)", (unique,))]
-        else:
-            batches = [
-                (f"{select_} IN ({', '.join(['?'] * len(chunk))})", tuple(chunk))
-                for chunk in (
-                    unique[i : i + SNAPSHOT_CHUNK] for i in range(0, len(unique), SNAPSHOT_CHUNK)
-                )
-            ]
-        found: dict[int, tuple[Any, ...]] = {}
+            return [(f"{select_} = ANY(%s)", (unique,))]
+        chunks = (unique[i : i + SNAPSHOT_CHUNK] for i in range(0, len(unique), SNAPSHOT_CHUNK))
+        return [(f"{select_} IN ({', '.join(['?'] * len(c))})", tuple(c)) for c in chunks]
+
+    @staticmethod
+    def _fetch(conn: Connection, query: str, params: tuple[Any, ...]) -> list[Any]:
+        """Rows of one query, through the DB-API cursor itself: SQLAlchemy's row objects cost
+        more than the query."""
         with closing(_cursor(conn)) as cursor:
-            for query, params in batches:
-                cursor.execute(query, params)
-                for device_id, *rest in cursor.fetchall():
-                    found[device_id] = tuple(rest)
-        return found
+            cursor.execute(query, params)
+            return list(cursor.fetchall())
 
 
 def _cursor(conn: Connection) -> Any:
