@@ -135,24 +135,36 @@ class EmulatorProcess:
         self.close()
 
 
-def run_child(job: dict[str, Any]) -> dict[str, Any]:
+class ChildTimeoutError(RuntimeError):
+    """A measured child ran longer than it was given, and was killed."""
+
+    def __init__(self, kind: str, timeout_s: float) -> None:
+        super().__init__(f"bench child {kind} stopped after {timeout_s:.0f} s")
+        self.timeout_s = timeout_s
+
+
+def run_child(job: dict[str, Any], timeout_s: float = CHILD_TIMEOUT_S) -> dict[str, Any]:
     """Run one job (``kind``: ``sync``, ``baseline`` or ``fetch``) in a fresh process.
 
     Returns:
         The child's figures (see ``bench.child``).
 
     Raises:
+        ChildTimeoutError: it ran longer than ``timeout_s`` (it was killed).
         RuntimeError: the child failed; the message carries its stderr's tail.
     """
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.child", json.dumps(job)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=child_env(),
-        timeout=CHILD_TIMEOUT_S,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.child", json.dumps(job)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=child_env(),
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ChildTimeoutError(str(job.get("kind")), timeout_s) from None
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
             result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])

@@ -168,9 +168,12 @@ def memory_setup(customers: int) -> str:
     )
 
 
-def matrix_setup(devices: int, customers: int, chrome: float, large: list[int]) -> str:
+def matrix_setup(
+    devices: int, customers: int, chrome: float, large: list[int], stop: tuple[int, int]
+) -> str:
     """What scenario 7 ran, and how its columns are counted."""
     sizes = f" and again at {large[0]:,} devices for the memory targets" if large else ""
+    factor, floor_s = stop
     return (
         f"Each configuration: {devices:,} emulated devices over {customers:,} customers"
         f"{sizes}, a first sync into an empty database, then an unchanged re-sync of the same "
@@ -182,5 +185,7 @@ def matrix_setup(devices: int, customers: int, chrome: float, large: list[int]) 
         "run (its own count) per device listed; database bytes = the SQLite file and its WAL, "
         "or pg_database_size, after the run, per device listed. A first sync with both "
         "section types is judged on its whole run per device listed against ZERO_TOUCH "
-        "only's. Memory is judged on the larger of each size's two runs."
+        "only's. Memory is judged on the larger of each size's two runs. A re-sync that runs "
+        f"longer than {factor} x its first sync (and at least {floor_s} s) is stopped there "
+        "and reported as missed: a quadratic step would otherwise hold the run for hours."
     )

@@ -11,8 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = (
-    "| configuration | fleet | run | devices listed | API calls | whole run s | merge s "
-    "| peak RSS MB | bytes received / device | database bytes / device |"
+    "| configuration | fleet | run | devices listed | API calls | whole run s | fetch+stage s "
+    "| merge s | peak RSS MB | bytes received / device | database bytes / device |"
 )
 NUMBER = re.compile(r"[0-9][0-9,]*(\.[0-9]+)?")
 

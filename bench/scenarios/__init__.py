@@ -1,6 +1,6 @@
 """The scenarios, one module each; every one runs on one database kind and returns an Outcome.
 
-``throughput`` (1), ``requests`` (2), ``latency`` (3), ``quota`` (4), ``memory`` (5),
+``throughput`` (1), ``request_count`` (2), ``latency`` (3), ``quota`` (4), ``memory`` (5),
 ``resync`` (6), ``matrix`` (7: the configurations users run) and ``wire`` (8: bytes per device
 in each wire format).
 """
@@ -13,24 +13,26 @@ from typing import Any
 
 from bench.outcome import Context, Outcome, job, require_success
 from bench.procs import EmulatorProcess, run_child
-from bench.scenarios.latency import latency
-from bench.scenarios.matrix import matrix
-from bench.scenarios.memory import memory
-from bench.scenarios.quota import quota
-from bench.scenarios.requests import request_count
-from bench.scenarios.resync import unchanged
-from bench.scenarios.throughput import throughput
-from bench.scenarios.wire import wire
+from bench.scenarios import (
+    latency,
+    matrix,
+    memory,
+    quota,
+    request_count,
+    resync,
+    throughput,
+    wire,
+)
 
 SCENARIOS: dict[str, Callable[[Context], Outcome]] = {
-    "1": throughput,
-    "2": request_count,
-    "3": latency,
-    "4": quota,
-    "5": memory,
-    "6": unchanged,
-    "7": matrix,
-    "8": wire,
+    "1": throughput.throughput,
+    "2": request_count.request_count,
+    "3": latency.latency,
+    "4": quota.quota,
+    "5": memory.memory,
+    "6": resync.unchanged,
+    "7": matrix.matrix,
+    "8": wire.wire,
 }
 
 
