@@ -32,7 +32,7 @@ BOTH_PER_DEVICE = 1.3  # both section types' first sync per device listed, again
 CHROME_SHARE = 0.4
 # A re-sync runs at most this many times its first sync (and at least STOP_FLOOR_S): a
 # quadratic step stops there, reported as missed, instead of holding the run for hours.
-STOP_FACTOR = 20
+STOP_FACTOR = 5
 STOP_FLOOR_S = 600
 RUNS = ("first sync", "unchanged re-sync")
 COLUMNS = [
