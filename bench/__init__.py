@@ -1,12 +1,20 @@
-"""Benchmarks of zt-inventory against the emulator on loopback (issue 6).
+"""Benchmarks of zt-inventory against the emulator on loopback.
 
 ``python -m bench`` runs every scenario on SQLite and PostgreSQL, prints a table per scenario
 and writes ``bench/RESULTS.md``. Each measurement runs in processes of its own: the emulator
-in one (``bench.emuproc``), the sync or the raw baseline in another (``bench.child``), so
-neither shares a GIL or a resident set with the code being measured. The baseline is always
-measured in the same run, on the same machine, because shared machines drift.
+(the ``zt-inventory emulator`` command) in one, the sync or the raw baseline in another
+(``bench.child``), so neither shares a GIL or a resident set with the code being measured. The
+baseline is always measured in the same run, on the same machine, because shared machines
+drift. The bench uses the product's public seams only.
 
-Modules: ``harness`` (processes, scratch databases, machine facts), ``emuproc`` (the emulator
-process), ``child`` (one measured sync or baseline), ``baseline`` (the raw baseline),
-``scenarios`` (the six scenarios), ``report`` (tables and RESULTS.md), ``run`` (the CLI).
+Modules:
+
+- ``run`` (the command line), ``outcome`` (sizes, a scenario's outcome, the shared context);
+- ``scenarios/`` (one module per scenario: what runs, and the targets it judges);
+- ``report`` (markdown tables and RESULTS.md) and ``prose`` (what each scenario measured,
+  and why a target was missed);
+- ``procs`` (the emulator process and measured child runs), ``scratch`` (scratch databases,
+  their sizes, the write counter), ``machine`` (machine facts);
+- ``child`` (the measured process's entry point), ``baseline`` (the raw baseline);
+- ``emulator_scale`` (a stand-alone check of the emulator's own scale).
 """

@@ -1,106 +1,163 @@
-"""The raw baseline: the least work that gives the same tables a first sync gives.
+"""The raw baseline: the least work that loads what a first sync loads, through the same client.
 
-It fetches the same pages zt-inventory fetches — ``customers.list`` page by page, then the same
-findByOwner listings (the same customers packed into each, by ``inventory.plan``'s own packing
-function) on the same number of worker threads sharing one httpx client — parses them with
-``response.json()``, and writes devices, claims and metadata with ``executemany`` into three
-plain tables (no keys, no indexes) in one transaction, through the bare DB-API driver
-(``sqlite3`` in WAL mode with ``synchronous=NORMAL`` as zt-inventory uses it, or ``psycopg``).
-A device listed twice (by its customer and by its Workspace account) is written once.
+It asks for the same pages zt-inventory asks for, the same way: the product's own client stack
+(``inventory.api.connect``: the same httpx client and headers, the same wire format, orjson
+parsing, retries and quota), ``customers.list`` page by page, then the listings of
+``inventory.sync.plan.plan_listings`` (a first sync's plan: the snapshot is empty) fetched by
+``inventory.sync.fetch.fetch_pages`` (the sync's page scheduling: request slots on threads,
+the chain with the most pages left first, a bounded queue). Each device is written once (a
+device two listings return is skipped the second time) into three plain tables whose columns
+are those of ``devices``, ``device_claims`` and ``device_metadata`` (names and types from
+``inventory.models``; no keys, no indexes, no constraints), in one transaction, the fastest
+plain way for each database: SQLite (WAL, ``synchronous=NORMAL``, as zt-inventory opens it)
+with ``executemany``; PostgreSQL with ``COPY``. Values go in as the API sent them (int64 and
+timestamp strings are converted by the database).
 
-What it leaves out is what zt-inventory adds: change detection (hashing, classification against
-the previous snapshot), staging, history, removals, indexes, run bookkeeping and validation.
+What it leaves out is what zt-inventory adds: validation and conversion of each value, change
+detection (hashing, classification against the previous snapshot), staging, history, removal
+bookkeeping, the views' indexes, and the run's record.
 """
 
 from __future__ import annotations
 
-import json
-import queue
-import threading
+import math
 import time
-from typing import Any
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-import httpx
+import orjson
+from sqlalchemy import Column, MetaData, Table
+from sqlalchemy.schema import CreateTable
 
-from inventory.api import CUSTOMERS_PAGE_SIZE
-from inventory.sync.plan import listing_chunks
+from inventory.api import Counters, Page, ZeroTouchClient, connect
+from inventory.models import Device, DeviceClaim, DeviceMetadata, table_of
+from inventory.sync.fetch import Halt, fetch_pages
+from inventory.sync.plan import PlannedListing, plan_listings
+from inventory.transform import CLAIM_FIELDS, DEVICE_FIELDS, IDENTIFIER_FIELDS
 
-SECTION = "SECTION_TYPE_ZERO_TOUCH"
-PAGE_SIZE = 100
+if TYPE_CHECKING:
+    from inventory.config import Settings
+
 BATCH_DEVICES = 2000
-IDENT = (
-    "imei",
-    "imei2",
-    "meid",
-    "meid2",
-    "serialNumber",
-    "manufacturer",
-    "model",
-    "deviceType",
-    "chromeOsAttestedDeviceId",
-)
-DDL = (
-    """CREATE TABLE base_devices (device_id BIGINT, name TEXT, imei TEXT, imei2 TEXT, meid TEXT,
-       meid2 TEXT, serial_number TEXT, manufacturer TEXT, model TEXT, device_type TEXT,
-       chrome_os_attested_device_id TEXT, configuration TEXT, raw {json})""",
-    """CREATE TABLE base_claims (device_id BIGINT, section_type TEXT, owner_company_id BIGINT,
-       reseller_id BIGINT, vacation_mode_start_time {ts}, vacation_mode_expire_time {ts},
-       additional_service TEXT, google_workspace_customer_id TEXT)""",
-    "CREATE TABLE base_metadata (device_id BIGINT, key TEXT, value TEXT)",
-)
+PREFIX = "base_"
 
 
-def plan(owners: list[tuple[int, str | None]], concurrency: int) -> list[dict[str, Any]]:
-    """The findByOwner request bodies zt-inventory sends for these customers, one per listing.
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
 
-    Mirrors ``inventory.sync._Run._plan``: the same ``listing_chunks`` of customers, each
-    chunk's request naming its customers and their Workspace accounts together.
+
+def plain_table(model: Any, metadata: MetaData) -> Table:
+    """A copy of a model's table named ``base_<name>``: its columns' names and types only."""
+    source = table_of(model)
+    return Table(PREFIX + source.name, metadata, *(Column(c.name, c.type) for c in source.c))
+
+
+class Layout:
+    """The plain tables, and which of their columns the baseline fills from what.
+
+    A device's row: its id, the partner, the run's start as ``first_seen_at`` and
+    ``last_changed_at``, ``raw``, then every other column from the API field of the same name
+    in camelCase, at the device's top level or in its ``deviceIdentifier`` (``transform``'s
+    field lists say which). ``content_hash`` and ``removed_at`` stay NULL. A claim's row: the
+    device id and every other column from its API field. A metadata row: device id, key,
+    value. A column the API has no field for stops the baseline, rather than go unnoticed.
     """
-    bodies: list[dict[str, Any]] = []
-    for chunk in listing_chunks(owners, concurrency):
-        body: dict[str, Any] = {"sectionType": SECTION, "limit": str(PAGE_SIZE)}
-        body["customerId"] = [str(c) for c, _ in chunk]
-        spaces = list(dict.fromkeys(w for _, w in chunk if w))
-        if spaces:
-            body["googleWorkspaceCustomerId"] = spaces
-        bodies.append(body)
-    return bodies
+
+    FIXED = ("device_id", "partner_id", "first_seen_at", "last_changed_at", "raw")
+    LEFT_NULL = frozenset({"content_hash", "removed_at"})
+
+    def __init__(self) -> None:
+        self.metadata = MetaData()
+        self.tables = tuple(
+            plain_table(m, self.metadata) for m in (Device, DeviceClaim, DeviceMetadata)
+        )
+        devices, claims, _ = self.tables
+        idents = {snake: camel for camel, snake in IDENTIFIER_FIELDS.items()}
+        rest = [c.name for c in devices.c if c.name not in {*self.FIXED, *self.LEFT_NULL}]
+        top = [n for n in rest if n not in idents]
+        self.top_keys = [_camel(n) for n in top]
+        self.ident_keys = [idents[n] for n in rest if n in idents]
+        claim_columns = [c.name for c in claims.c if c.name != "device_id"]
+        self.claim_keys = [_camel(n) for n in claim_columns]
+        unknown = (set(self.top_keys) - DEVICE_FIELDS) | (set(self.claim_keys) - CLAIM_FIELDS)
+        if unknown:
+            raise RuntimeError(f"columns with no API field to fill them: {sorted(unknown)}")
+        self.columns = (
+            [*self.FIXED, *top, *(n for n in rest if n in idents)],
+            ["device_id", *claim_columns],
+            ["device_id", "key", "value"],
+        )
+
+    def ddl(self, dialect: Any) -> list[str]:
+        """``CREATE TABLE`` statements of the plain tables for ``dialect``."""
+        return [str(CreateTable(t).compile(dialect=dialect)) for t in self.tables]
+
+    def device_row(self, device: dict[str, Any], partner_id: int, now: str) -> tuple[Any, ...]:
+        """A device's row, in ``columns[0]`` order."""
+        ident = device.get("deviceIdentifier") or {}
+        return (
+            device["deviceId"],
+            partner_id,
+            now,
+            now,
+            orjson.dumps(device).decode(),
+            *map(device.get, self.top_keys),
+            *map(ident.get, self.ident_keys),
+        )
 
 
-class _Writer:
-    def __init__(self, db_url: str) -> None:
+class Loader:
+    """Writes batches of rows into the plain tables in one transaction (bare DB-API driver).
+
+    Args:
+        db_url: the scratch database's SQLAlchemy URL (``sqlite:///…`` or
+            ``postgresql+psycopg://…``).
+        layout: the plain tables.
+    """
+
+    def __init__(self, db_url: str, layout: Layout) -> None:
         self.pg = db_url.startswith("postgresql")
+        self.layout = layout
         if self.pg:
             import psycopg
+            from sqlalchemy.dialects import postgresql
 
-            conninfo = "postgresql://" + db_url.split("://", 1)[1]
-            self.conn: Any = psycopg.connect(conninfo)
-            mark, json_type, ts_type = "%s", "JSON", "TIMESTAMPTZ"
+            self.conn: Any = psycopg.connect("postgresql://" + db_url.split("://", 1)[1])
+            dialect: Any = postgresql.dialect()
         else:
             import sqlite3
+
+            from sqlalchemy.dialects import sqlite
 
             self.conn = sqlite3.connect(db_url.split(":///", 1)[1], isolation_level=None)
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
-            mark, json_type, ts_type = "?", "TEXT", "TEXT"
-        cur = self.conn.cursor()
-        if not self.pg:
-            cur.execute("BEGIN")
-        for ddl in DDL:
-            cur.execute(ddl.format(json=json_type, ts=ts_type))
-        self.cur = cur
-        self.sql = [
-            f"INSERT INTO base_devices VALUES ({', '.join([mark] * 13)})",
-            f"INSERT INTO base_claims VALUES ({', '.join([mark] * 8)})",
-            f"INSERT INTO base_metadata VALUES ({mark}, {mark}, {mark})",
+            self.conn.execute("BEGIN")
+            dialect = sqlite.dialect()
+        self.cur = self.conn.cursor()
+        for statement in layout.ddl(dialect):
+            self.cur.execute(statement)
+        self.statements = [
+            (table.name, ", ".join(names), ", ".join("?" * len(names)))
+            for table, names in zip(layout.tables, layout.columns, strict=True)
         ]
 
-    def write(self, devices: list[Any], claims: list[Any], metadata: list[Any]) -> None:
-        for sql, rows in zip(self.sql, (devices, claims, metadata), strict=True):
-            if rows:
-                self.cur.executemany(sql, rows)
+    def write(self, batches: tuple[list[Any], list[Any], list[Any]]) -> None:
+        """Write one batch of device, claim and metadata rows."""
+        for (table, names, marks), rows in zip(self.statements, batches, strict=True):
+            if not rows:
+                continue
+            if self.pg:
+                with self.cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                self.cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
 
     def commit(self) -> None:
+        """Commit the one transaction and close the connection."""
         if self.pg:
             self.conn.commit()
         else:
@@ -108,130 +165,100 @@ class _Writer:
         self.conn.close()
 
 
-def _int(value: Any) -> int | None:
-    return int(value) if value not in (None, "") else None
-
-
-def run_baseline(
-    endpoint: str, partner_id: int, db_url: str | None, concurrency: int
-) -> dict[str, Any]:
-    """Fetch, parse and write one full zero-touch inventory; return wall time and counts.
-
-    With ``db_url`` None it only fetches and parses: how fast the emulator serves.
-    """
-    started = time.perf_counter()
-    pool = concurrency + 2
-    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-    client = httpx.Client(base_url=endpoint, timeout=30.0, limits=limits)
-    base = f"/v1/partners/{partner_id}"
-    calls = 0
+def _owners(client: ZeroTouchClient) -> list[tuple[int, str | None]]:
     owners: list[tuple[int, str | None]] = []
-    token = None
-    while True:
-        params: dict[str, Any] = {"pageSize": CUSTOMERS_PAGE_SIZE}
-        if token:
-            params["pageToken"] = token
-        response = client.get(f"{base}/customers", params=params)
-        response.raise_for_status()
-        body = response.json()
-        calls += 1
-        for company in body.get("customers", []):
+    for page in client.iter_customer_pages():
+        for company in page.items:
             workspace = (company.get("googleWorkspaceAccount") or {}).get("customerId")
             owners.append((int(company["companyId"]), workspace or None))
-        token = body.get("nextPageToken")
-        if not token:
-            break
+    return owners
 
-    listings = plan(owners, concurrency)
-    bodies = iter(listings)
-    lock = threading.Lock()
-    pages: queue.Queue[Any] = queue.Queue(concurrency * 2)
-    counter = {"calls": 0}
 
-    def work() -> None:
-        try:
-            while True:
-                with lock:
-                    listing = next(bodies, None)
-                if listing is None:
-                    break
-                page_token = None
-                while True:
-                    request = dict(listing, pageToken=page_token) if page_token else listing
-                    reply = client.post(f"{base}/devices:findByOwner", json=request)
-                    reply.raise_for_status()
-                    data = reply.json()
-                    with lock:
-                        counter["calls"] += 1
-                    pages.put(data.get("devices", []))
-                    page_token = data.get("nextPageToken")
-                    if not page_token:
-                        break
-        except Exception as exc:  # handed to the main thread, which raises it
-            pages.put(exc)
-        finally:
-            pages.put(None)
+def _pages(
+    settings: Settings, client: ZeroTouchClient, planned: list[PlannedListing]
+) -> Iterator[Page]:
+    """Every page of the planned listings, as the sync fetches them."""
+    limit = max(1, settings.api.page_size)
 
-    writer = _Writer(db_url) if db_url else None
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    seen: set[int] = set()
-    devices: list[Any] = []
-    claims: list[Any] = []
-    metadata: list[Any] = []
-    running = len(threads)
-    while running:
-        item = pages.get()
-        if item is None:
-            running -= 1
-            continue
-        if isinstance(item, Exception):
-            raise item
-        if writer is None:
-            seen.update(int(device["deviceId"]) for device in item)
-            continue
-        for device in item:
-            device_id = int(device["deviceId"])
-            if device_id in seen:
-                continue
-            seen.add(device_id)
-            ident = device.get("deviceIdentifier") or {}
-            devices.append(
-                (
-                    device_id,
-                    device.get("name"),
-                    *(ident.get(k) for k in IDENT),
-                    device.get("configuration"),
-                    json.dumps(device),
-                )
-            )
-            for c in device.get("claims") or ():
-                claims.append(
-                    (
-                        device_id,
-                        c.get("sectionType"),
-                        _int(c.get("ownerCompanyId")),
-                        _int(c.get("resellerId")),
-                        c.get("vacationModeStartTime"),
-                        c.get("vacationModeExpireTime"),
-                        c.get("additionalService"),
-                        c.get("googleWorkspaceCustomerId"),
-                    )
-                )
-            entries = (device.get("deviceMetadata") or {}).get("entries") or {}
-            metadata.extend((device_id, k, v) for k, v in entries.items())
-        if len(devices) >= BATCH_DEVICES:
-            writer.write(devices, claims, metadata)
-            devices, claims, metadata = [], [], []
-    if writer is not None:
-        writer.write(devices, claims, metadata)
-        writer.commit()
-    client.close()
+    def open_pages(p: PlannedListing) -> Iterator[Page]:
+        return client.iter_find_by_owner_pages(
+            p.section_type,
+            customer_ids=p.company_ids,
+            workspace_ids=p.google_workspace_customer_ids,
+            limit=limit,
+        )
+
+    def expected(p: PlannedListing) -> float:  # as the sync counts them: unknown on a first sync
+        return math.ceil(p.expected_devices / limit) if p.expected_devices else math.inf
+
+    fetched = fetch_pages(
+        planned,
+        open_pages,
+        expected_pages=expected,
+        concurrency=settings.api.concurrency,
+        page_size=limit,
+        halt=Halt(),
+    )
+    for item in fetched:
+        if item.error is not None:
+            raise item.error
+        if item.page is not None:
+            yield item.page
+
+
+def run_baseline(settings: Settings, *, load: bool = True) -> dict[str, Any]:
+    """Fetch, parse and load one first sync's worth of devices; return wall time and counts.
+
+    Args:
+        settings: the same settings the sync it is compared with runs on.
+        load: False only fetches and parses: how fast the emulator and the client serve.
+    """
+    started = time.perf_counter()
+    partner_id = settings.partner.id or 0
+    counters = Counters()
+    layout = Layout()
+    loader = Loader(settings.database.url, layout) if load else None
+    batch: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+    now = datetime.now(UTC).isoformat()
+    seen: set[str] = set()
+    with connect(settings.api, partner_id, None, counters=counters) as client:
+        owners = _owners(client)
+        own = {w for _, w in owners if w}
+        extra = [w for w in settings.sync.google_workspace_customer_ids if w not in own]
+        planned = plan_listings(
+            owners,
+            extra,
+            settings.sync.section_types,
+            concurrency=settings.api.concurrency,
+            by_company={},
+            by_workspace={},
+        )
+        devices, claims, metadata = batch
+        claim_keys = layout.claim_keys
+        for page in _pages(settings, client, planned):
+            for device in page.items:
+                device_id = device["deviceId"]
+                if device_id in seen:
+                    continue
+                seen.add(device_id)
+                if loader is None:
+                    continue
+                devices.append(layout.device_row(device, partner_id, now))
+                for claim in device.get("claims") or ():
+                    claims.append((device_id, *map(claim.get, claim_keys)))
+                entries = (device.get("deviceMetadata") or {}).get("entries") or {}
+                metadata.extend((device_id, k, v) for k, v in entries.items())
+            if loader is not None and len(devices) >= BATCH_DEVICES:
+                loader.write(batch)
+                for rows in batch:
+                    rows.clear()
+    if loader is not None:
+        loader.write(batch)
+        loader.commit()
     return {
-        "kind": "baseline",
+        "kind": "baseline" if load else "fetch",
         "wall_s": time.perf_counter() - started,
         "devices_seen": len(seen),
-        "api_requests": calls + counter["calls"],
-        "listings": len(listings),
+        "api_requests": counters.requests,
+        "listings": len(planned),
     }

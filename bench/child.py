@@ -1,9 +1,13 @@
 """One measured job in a process of its own: ``python -m bench.child '<job as JSON>'``.
 
-A job is a ``sync`` (``inventory.sync.run_sync`` against the emulator's URL) or a
-``baseline`` (``bench.baseline``). The figures come back as the last stdout line, prefixed
-with ``BENCH-RESULT``: wall time, phase times (from ``on_progress`` phase transitions), the
-sync's counts and this process's peak RSS (``VmHWM``), which is the sync's alone because the
+A job is a ``sync`` (``inventory.sync.run_sync`` against the emulator's URL), a ``baseline``
+(``bench.baseline``: fetch, parse and load plain tables) or a ``fetch`` (the baseline without a
+database). All three run on settings built by ``inventory.config.settings_from`` from the job:
+``endpoint``, ``partner_id``, ``db_url`` and, in ``settings``, any more keys as a config file
+has them (``{"api": {"concurrency": 8}, "sync": {"section_types": [...]}}``): every experiment
+knob is a setting. The figures come back as the last stdout line, prefixed with
+``BENCH-RESULT``: wall time, phase times (from ``on_progress`` phase transitions), the counts,
+CPU time and this process's peak RSS (``VmHWM``), which is the job's alone because the
 emulator runs elsewhere.
 """
 
@@ -16,9 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import RESULT_PREFIX
+from bench.procs import RESULT_PREFIX
 
 PHASES = ("customers", "devices", "merging", "done")
+NO_DATABASE = "sqlite:///unused.db"  # a fetch job opens none; settings still want a URL
 
 
 def peak_rss_mb() -> float:
@@ -32,50 +37,36 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _settings(job: dict[str, Any]) -> Any:
+def job_settings(job: dict[str, Any]) -> Any:
+    """The job's ``Settings``: defaults, then the job's endpoint and database, then its
+    ``settings`` (quota off and anonymous credentials unless it says otherwise)."""
     from inventory.config import settings_from
 
-    return settings_from(
-        {
-            "partner": {"id": job["partner_id"]},
-            "auth": {"credentials": "anonymous"},
-            "api": {
-                "endpoint": job["endpoint"],
-                "concurrency": job.get("concurrency", 4),
-                "quota_per_100s": job.get("quota_per_100s", 0),
-                "quota_window_s": job.get("quota_window_s", 100.0),
-                "max_retries": job.get("max_retries", 8),
-            },
-            "database": {"url": job["db_url"]},
-        }
-    )
+    values: dict[str, dict[str, Any]] = {
+        "partner": {"id": job["partner_id"]},
+        "auth": {"credentials": "anonymous"},
+        "api": {"endpoint": job["endpoint"], "quota_per_100s": 0},
+        "database": {"url": job.get("db_url") or NO_DATABASE},
+    }
+    for section, keys in (job.get("settings") or {}).items():
+        values.setdefault(section, {}).update(keys)
+    return settings_from(values)
 
 
-def run_sync_job(job: dict[str, Any]) -> dict[str, Any]:
+def run_sync_job(job: dict[str, Any], settings: Any) -> dict[str, Any]:
     """Run one sync and return its figures."""
     from inventory import db
     from inventory.store import make_engine
     from inventory.sync import Progress, run_sync
 
     if job.get("init"):
-        engine = make_engine(job["db_url"])
+        engine = make_engine(settings.database.url)
         db.upgrade(engine)
         engine.dispose()
-    settings = _settings(job)
-    if job.get("sync_constants"):  # an experiment knob, e.g. {"MAX_IDS_PER_LISTING": 250}
-        import inventory.sync.fetch
-        import inventory.sync.plan
-
-        for name, value in job["sync_constants"].items():
-            module = (
-                inventory.sync.plan if hasattr(inventory.sync.plan, name) else inventory.sync.fetch
-            )
-            setattr(module, name, value)
     marks: dict[str, float] = {}
 
     def on_progress(progress: Progress) -> None:
-        if progress.phase not in marks:
-            marks[progress.phase] = time.perf_counter()
+        marks.setdefault(str(progress.phase), time.perf_counter())
 
     profiler = None
     if job.get("profile"):
@@ -89,18 +80,11 @@ def run_sync_job(job: dict[str, Any]) -> dict[str, Any]:
     if profiler is not None:
         profiler.stop()
         _write_profile(profiler, job["profile"])
-    ended = started + wall
-    times = [marks.get(p) for p in PHASES]
-    phases: dict[str, float | None] = {}
-    for n, phase in enumerate(PHASES[:-1]):
-        begin = times[n]
-        end = next((t for t in times[n + 1 :] if t is not None), ended)
-        phases[phase] = None if begin is None else end - begin
     return {
         "kind": "sync",
         "wall_s": wall,
-        "phases": phases,
-        "status": result.status,
+        "phases": phase_times(marks, started + wall),
+        "status": str(result.status),
         "error": result.error,
         "devices_seen": result.devices_seen,
         "devices_added": result.devices_added,
@@ -112,6 +96,17 @@ def run_sync_job(job: dict[str, Any]) -> dict[str, Any]:
         "listings": len(result.listings),
         "listing_devices": sum(x.devices_seen for x in result.listings),
     }
+
+
+def phase_times(marks: dict[str, float], ended: float) -> dict[str, float | None]:
+    """Seconds from each phase's start to the next phase's start (the last: to ``ended``)."""
+    times = [marks.get(p) for p in PHASES]
+    phases: dict[str, float | None] = {}
+    for n, phase in enumerate(PHASES[:-1]):
+        begin = times[n]
+        end = next((t for t in times[n + 1 :] if t is not None), ended)
+        phases[phase] = None if begin is None else end - begin
+    return phases
 
 
 def _write_profile(profiler: Any, path: str) -> None:
@@ -127,16 +122,13 @@ def _write_profile(profiler: Any, path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     job: dict[str, Any] = json.loads(args[0])
-    if job.get("switch_interval"):  # an experiment knob: the GIL's forced-switch interval
-        sys.setswitchinterval(float(job["switch_interval"]))
+    settings = job_settings(job)
     if job["kind"] == "sync":
-        out = run_sync_job(job)
-    elif job["kind"] == "baseline":
+        out = run_sync_job(job, settings)
+    elif job["kind"] in ("baseline", "fetch"):
         from bench.baseline import run_baseline
 
-        out = run_baseline(
-            job["endpoint"], job["partner_id"], job.get("db_url"), job.get("concurrency", 4)
-        )
+        out = run_baseline(settings, load=job["kind"] == "baseline")
     else:
         raise SystemExit(f"unknown job kind {job['kind']!r}")
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bench.scenarios import Outcome
+from bench.outcome import Outcome
 
 VERDICT = {True: "met", False: "MISSED", None: "info"}
 

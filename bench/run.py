@@ -1,8 +1,10 @@
 """The command line of ``python -m bench``.
 
     .venv/bin/python -m bench                      # every scenario, SQLite and PostgreSQL
-    .venv/bin/python -m bench --quick              # a smoke run on small fleets, SQLite (< 1 min)
+    .venv/bin/python -m bench --quick              # a smoke run on small fleets, SQLite (~1 min)
     .venv/bin/python -m bench --scenarios 1,6 --db sqlite
+    .venv/bin/python -m bench --scenarios 7 --matrix-large   # the matrix, with its 1M-device rows
+    .venv/bin/python -m bench --scenarios 7 --matrix-configs zero-touch,both
     .venv/bin/python -m bench --profile            # pyinstrument profile of scenario 1's sync
 
 A full run writes ``bench/RESULTS.md``; ``--quick`` writes nothing unless ``--out`` is given.
@@ -21,22 +23,15 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.harness import DEFAULT_PG_URL, machine_facts, workdir
+from bench.machine import machine_facts, workdir
+from bench.outcome import QUICK, Context, Outcome, Sizes
+from bench.prose import NOTES
 from bench.report import VERDICT, outcome_markdown, results_markdown
-from bench.scenarios import QUICK, SCENARIOS, Context, Outcome, Sizes, profile_throughput
+from bench.scenarios import SCENARIOS, profile_throughput
+from bench.scenarios.matrix import KEYS as MATRIX_KEYS
+from bench.scratch import DEFAULT_PG_URL
 
 HERE = Path(__file__).resolve().parent
-NOTES = [
-    "Each measured sync or baseline runs in a fresh process of its own (`bench.child`), and "
-    "the emulator in another (`bench.emuproc`, loopback HTTP), so the measured process shares "
-    "neither a GIL nor a resident set with the server. The machine has 2 cores, shared with "
-    "other work: walls vary between runs by tens of percent, which is why scenario 1 "
-    "interleaves its runs and compares the best of each.",
-    "The raw baseline (`bench/baseline.py`) fetches the same pages with the same concurrency "
-    "and listings, parses them with httpx's `response.json()`, and writes three plain tables "
-    "(no keys, no indexes) with DB-API `executemany` in one transaction. It does no change "
-    "detection, staging, history, removal bookkeeping or validation.",
-]
 
 
 def _pg_reachable(url: str) -> str | None:
@@ -73,6 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=None, help="scenario 1 runs of each kind")
     parser.add_argument("--out", default=None, help="where to write the results markdown")
     parser.add_argument(
+        "--matrix-configs",
+        default=None,
+        help="scenario 7's configurations, comma-separated (default: all of "
+        f"{', '.join(MATRIX_KEYS)})",
+    )
+    parser.add_argument(
+        "--matrix-large",
+        action="store_true",
+        help="scenario 7 also runs each configuration at 1,000,000 devices (long: see README)",
+    )
+    parser.add_argument(
         "--profile",
         nargs="?",
         const=str(HERE / "profile.txt"),
@@ -86,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes: Sizes = QUICK if args.quick else Sizes()
     if args.repeat:
-        sizes = Sizes(**{**sizes.__dict__, "repeat": args.repeat})
+        sizes = sizes.with_repeat(args.repeat)
+    configs = tuple(c.strip() for c in (args.matrix_configs or "").split(",") if c.strip())
+    if any(c not in MATRIX_KEYS for c in configs):
+        parser.error(f"--matrix-configs takes {', '.join(MATRIX_KEYS)}")
     chosen = (
         [s.strip() for s in args.scenarios.split(",") if s.strip()]
         if args.scenarios
@@ -94,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
-        parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from 1-6")
+        parser.error(
+            f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
+        )
     db_kinds = args.db or ("sqlite" if args.quick else "sqlite,postgresql")
     kinds = [k.strip() for k in db_kinds.split(",") if k.strip()]
     if any(k not in ("sqlite", "postgresql") for k in kinds):
@@ -116,7 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     try:
         for kind in kinds:
-            ctx = Context(kind=kind, pg_url=args.pg_url, workdir=scratch, sizes=sizes)
+            ctx = Context(
+                kind=kind,
+                pg_url=args.pg_url,
+                workdir=scratch,
+                sizes=sizes,
+                matrix_configs=configs,
+                matrix_large=args.matrix_large,
+            )
             try:
                 for number in chosen:
                     print(f"scenario {number} on {kind} ...", flush=True)

@@ -116,6 +116,31 @@ def test_behaviour_and_partner_options(served: list[LoopbackServer]) -> None:
     )
 
 
+def test_fleet_shape_options(served: list[LoopbackServer]) -> None:
+    result = run(
+        "emulator", "--port", "0", "--devices", "400", "--customers", "8", "--even",
+        "--unclaimed-share", "0", "--chrome-share", "0.5", "--workspace-alone-share", "1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = generate_fleet(
+        devices=400,
+        customers=8,
+        weights=[1.0] * 8,
+        unclaimed_share=0.0,
+        chrome_share=0.5,
+        workspace_alone_share=1.0,
+    )
+    fleet = served[0].emulator.fleet
+    assert list(fleet.iter_devices()) == list(expected.iter_devices())
+    assert coverage(fleet) == coverage(expected)
+    assert coverage(fleet).workspace_only == 0  # no standalone Workspace account
+    skewed = run("emulator", "--port", "0", "--devices", "400", "--customers", "8", "--skew", "2")
+    assert skewed.exit_code == 0, skewed.output
+    assert list(served[1].emulator.fleet.iter_devices()) == list(
+        generate_fleet(devices=400, customers=8, skew=2.0).iter_devices()
+    )
+
+
 def test_help_names_every_behaviour_option() -> None:
     result = run("emulator", "--help")
     assert result.exit_code == 0
@@ -126,6 +151,12 @@ def test_help_names_every_behaviour_option() -> None:
         "--total-size",
         "--churn-every",
         "--partners",
+        "--skew",
+        "--even",
+        "--unclaimed-share",
+        "--chrome-share",
+        "--workspace-alone-share",
+        "/_emulator/stats",
         "prettyPrint=false",
     ):
         assert option in result.stdout

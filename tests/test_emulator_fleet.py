@@ -212,6 +212,40 @@ def test_generator_arguments() -> None:
     )
 
 
+@pytest.mark.parametrize("alone", [0.0, 0.5, 1.0])
+def test_chrome_share_and_workspace_alone_share(alone: float) -> None:
+    """Every Chrome OS device goes to a customer's Workspace account, this share without the
+    company; none to a standalone account, so a default sync lists them all."""
+    fleet = generate_fleet(
+        devices=4000, customers=40, seed=3, chrome_share=0.4, workspace_alone_share=alone
+    )
+    own = {
+        c["googleWorkspaceAccount"]["customerId"]: c["companyId"]
+        for c in fleet.iter_customers()
+        if "googleWorkspaceAccount" in c
+    }
+    kinds: Counter[str] = Counter()
+    for d in fleet.iter_devices():
+        if d["deviceIdentifier"].get("deviceType") != "DEVICE_TYPE_CHROME_OS":
+            continue
+        for c in d.get("claims", []):
+            company = own[c["googleWorkspaceCustomerId"]]  # a customer's own account
+            assert c.get("ownerCompanyId", company) == company
+            kinds["alone" if "ownerCompanyId" not in c else "both"] += 1
+    chrome = kinds["alone"] + kinds["both"]
+    assert 0.35 < chrome / 4000 < 0.42  # 40 % less the unclaimed 3 %
+    assert kinds["alone"] / chrome == pytest.approx(alone, abs=0.03)
+    assert coverage(fleet).workspace_only == 0
+
+
+def test_default_shares_leave_the_fleet_as_it_was() -> None:
+    assert list(generate_fleet(devices=500, customers=9, chrome_share=None).iter_devices()) == (
+        list(generate_fleet(devices=500, customers=9).iter_devices())
+    )
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        generate_fleet(devices=10, customers=3, chrome_share=1.5)
+
+
 def test_hundred_thousand_devices_build_fast() -> None:
     started = time.perf_counter()
     fleet = generate_fleet(devices=100_000, customers=2_000, seed=1)

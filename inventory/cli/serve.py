@@ -120,6 +120,32 @@ from inventory.signals import on_signals
     type=click.IntRange(0),
     help="Every Nth findByOwner, a device of its listing leaves it (0: never).",
 )
+@click.option(
+    "--skew",
+    default=1.1,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Zipf exponent of devices per customer (0: near-even).",
+)
+@click.option("--even", is_flag=True, help="Every customer gets the same share of devices.")
+@click.option(
+    "--unclaimed-share",
+    default=0.03,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of devices with no claim.",
+)
+@click.option(
+    "--chrome-share",
+    type=click.FloatRange(0, 1),
+    help="Share of devices that are Chrome OS devices (default: by model, about 0.08).",
+)
+@click.option(
+    "--workspace-alone-share",
+    type=click.FloatRange(0, 1),
+    help="Claim every Chrome OS device for a customer's Workspace account: this share "
+    "without the company, the rest with it.",
+)
 @click.pass_context
 def emulator(
     ctx: click.Context,
@@ -143,6 +169,11 @@ def emulator(
     page_tokens: str,
     total_size: str,
     churn_every: int,
+    skew: float,
+    even: bool,
+    unclaimed_share: float,
+    chrome_share: float | None,
+    workspace_alone_share: float | None,
 ) -> None:
     """Serve the built-in API emulator on 127.0.0.1 until Ctrl-C or SIGTERM.
 
@@ -160,7 +191,11 @@ def emulator(
     per named owner it matches) and --churn-every (every Nth findByOwner, a device of its own
     listing leaves it: watch offset tokens skip devices). Answers are pretty-printed JSON unless
     a request says prettyPrint=false, and gzipped when it accepts gzip and its User-Agent
-    contains "gzip", as Google's are. --partners serves several reseller accounts.
+    contains "gzip", as Google's are. --partners serves several reseller accounts. --skew,
+    --even, --unclaimed-share, --chrome-share and --workspace-alone-share shape the fleet.
+
+    Beside the API it answers GET /_emulator/stats (JSON: requests by method and status,
+    bytes sent, arrival times) and POST /_emulator/reset; neither is part of Google's API.
 
     \b
     Example:
@@ -250,6 +285,11 @@ def emulator(
                 stop=stop,
                 behaviour=behaviour,
                 partners=partners,
+                skew=skew,
+                even=even,
+                unclaimed_share=unclaimed_share,
+                chrome_share=chrome_share,
+                workspace_alone_share=workspace_alone_share,
             )
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:

@@ -25,8 +25,9 @@ Modules: ``generate`` (fleet generator, one partner or several), ``fleet``/``sto
 findByOwner listings), ``app`` (``Emulator``), ``mutations`` (ground truth and changes),
 ``behaviour`` (open choices), ``changes`` (request hooks, churn), ``faults``, ``oauth`` (key
 files, JWT grant, tokens, partner links), ``pagetoken``, ``wire`` (pretty print, gzip),
-``requestlog``, ``coverage`` (what a default sync lists), ``schema`` (discovery facts and a
-validator), ``server`` (loopback serving).
+``requestlog``, ``stats`` (request counts since a reset, served at ``/_emulator/stats``),
+``coverage`` (what a default sync lists), ``schema`` (discovery facts and a validator),
+``server`` (loopback serving).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from inventory.emulator.generate import generate_fleet
 from inventory.emulator.oauth import SCOPE, write_service_account_key
 from inventory.emulator.requestlog import TOKEN_PATH, LoggedRequest
 from inventory.emulator.server import LoopbackServer, run_server_forever, serve
+from inventory.emulator.stats import RESET_PATH, STATS_PATH, RequestStats
 
 __all__ = [
     "SCOPE",
@@ -52,7 +54,10 @@ __all__ = [
     "Fleet",
     "LoggedRequest",
     "LoopbackServer",
+    "RESET_PATH",
     "RequestHook",
+    "RequestStats",
+    "STATS_PATH",
     "coverage",
     "generate_fleet",
     "run_server_forever",

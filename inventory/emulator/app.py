@@ -18,7 +18,6 @@ import hashlib
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from inventory.emulator.requestlog import (
 )
 from inventory.emulator.routes import Api, route
 from inventory.emulator.rpc import RpcError, int64
+from inventory.emulator.stats import RequestStats
 from inventory.emulator.wire import encode
 
 DEFAULT_BASE_URL = "http://zt-emulator.invalid"
@@ -93,7 +93,7 @@ class Emulator(FleetView):
         self.echo_input_only = echo_input_only
         self.base_url = DEFAULT_BASE_URL
         self.request_log: list[LoggedRequest] = []
-        self._counts: Counter[str] = Counter()
+        self.stats = RequestStats()  # every request since the last clear_log, unlike the log
         self._lock = threading.RLock()
         self._keyring = KeyRing()
         self._hooks = Hooks()
@@ -212,18 +212,16 @@ class Emulator(FleetView):
     # ------------------------------------------------------------------------ the log
     def counts(self) -> dict[str, int]:
         """Return how many requests each method received (dropped and refused included)."""
-        with self._lock:
-            return dict(self._counts)
+        return self.stats.by_method()
 
     def clear_log(self) -> None:
-        """Forget the request log and the per-method counts."""
+        """Forget the request log and the counts (``stats``)."""
         with self._lock:
             self.request_log.clear()
-            self._counts.clear()
+            self.stats.reset()
 
     def _log(self, record: LoggedRequest) -> None:
         self.request_log.append(record)
-        self._counts[record.method] += 1
         if self.log_limit is not None and len(self.request_log) > self.log_limit:
             del self.request_log[: len(self.request_log) - self.log_limit]
 
@@ -255,11 +253,16 @@ class Emulator(FleetView):
         faulted = name != "token" or self.faults.faults_on_token
         arrived = self.clock()
         try:
-            status, body, headers = self._answer(
-                request, name, path, query, content, record, faulted
-            )
+            try:
+                status, body, headers = self._answer(
+                    request, name, path, query, content, record, faulted
+                )
+            except httpx.TransportError:  # a dropped connection is counted too
+                self.stats.add(name, record.status, record.at, 0)
+                raise
             data, wire_headers = encode(body, query, record.headers)
             record.bytes_sent = len(data)
+            self.stats.add(name, status, record.at, len(data))
             headers.update(wire_headers)
             return httpx.Response(status, headers=headers, content=data, request=request)
         finally:

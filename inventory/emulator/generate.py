@@ -7,9 +7,11 @@ Shape of a generated fleet (fractions are of devices):
   many small ones) and one customer owns nothing, when there are three or more.
 - ~3% unclaimed devices (only findByIdentifier and devices.get see them); ~8% of Android
   devices also carry a SIM-lock claim and ~2% only a SIM-lock claim.
-- Chrome OS devices (by model weight, ~8%) are claimed for a customer's Workspace account: the
-  claim names both (~60%), or the customer's Workspace account alone, without ownerCompanyId
-  (~10%); the rest for a standalone Workspace account, of no customer (no ownerCompanyId).
+- Chrome OS devices (by model weight, ~8%; ``chrome_share`` sets it) are claimed for a
+  customer's Workspace account: the claim names both (~60%), or the customer's Workspace account
+  alone, without ownerCompanyId (~10%); the rest for a standalone Workspace account, of no
+  customer (no ownerCompanyId). ``workspace_alone_share`` gives every Chrome OS device to a
+  customer's Workspace account instead: that share alone, the rest together with the company.
 - Identifiers, vacation mode, DEVICE_PROTECTION and metadata are derived per device
   (``store.py``). Device IDs and company IDs run both below and above 2**53.
 
@@ -159,6 +161,8 @@ def _part(
     weights: Sequence[float] | None,
     unclaimed_share: float,
     workspace_share: float,
+    chrome_share: float | None,
+    workspace_alone_share: float | None,
     vendors: int,
     nth: int = 0,
     shared: Sequence[Company] = (),
@@ -176,7 +180,7 @@ def _part(
         weights = [1.0 / (r + 1) ** skew for r in ranks]
         if customers >= 3:
             weights[rng.randrange(customers)] = 0.0  # one customer with no devices
-    models = bytearray(rng.choices(range(len(MODELS)), [m.weight for m in MODELS], k=devices))
+    models = bytearray(rng.choices(range(len(MODELS)), _model_weights(chrome_share), k=devices))
     if customers and sum(weights) > 0:
         zt = array("i", rng.choices(range(customers), weights, k=devices))
     else:
@@ -191,6 +195,12 @@ def _part(
     accounts += [str(companies[k].google_workspace_customer_id) for k in with_gws]
     chrome = [m.kind == CHROME for m in MODELS]
     unclaimed = int(unclaimed_share * 1024)
+    # Chrome OS claims by a draw v in 0..1023: both below `alone`, the customer's Workspace
+    # account alone below `standalone`, a standalone Workspace account from there on
+    if workspace_alone_share is None:
+        alone, standalone_from = 600, 700
+    else:
+        alone, standalone_from = round((1 - workspace_alone_share) * 1024), 1024
     getrandbits = rng.getrandbits
     for i in range(devices):
         r = getrandbits(40)
@@ -200,12 +210,12 @@ def _part(
         v = (r >> 10) & 1023
         if chrome[models[i]]:
             owner = zt[i]
-            if v >= 700 or not with_gws:
+            if v >= standalone_from or not with_gws:
                 zt[i] = -2 - (r >> 20) % standalone
                 continue
             if owner < 0 or not companies[owner].google_workspace_customer_id:
                 zt[i] = with_gws[(r >> 20) % len(with_gws)]
-            if v >= 600:  # claimed for the customer's Workspace account alone
+            if v >= alone:  # claimed for the customer's Workspace account alone
                 zt[i] = -2 - own[zt[i]]
         elif zt[i] < 0:
             continue
@@ -215,6 +225,19 @@ def _part(
             sl[i] = zt[i]
             zt[i] = -1
     return _Part(companies, list(weights), accounts, _vendors(rng, vendors, nth), models, zt, sl)
+
+
+def _model_weights(chrome_share: float | None) -> list[float]:
+    """Each model's weight: as listed, or scaled so Chrome OS models make ``chrome_share``."""
+    weights = [float(m.weight) for m in MODELS]
+    if chrome_share is None:
+        return weights
+    chrome = sum(w for w, m in zip(weights, MODELS, strict=True) if m.kind == CHROME)
+    other = sum(weights) - chrome
+    return [
+        w * chrome_share / chrome if m.kind == CHROME else w * (1 - chrome_share) / other
+        for w, m in zip(weights, MODELS, strict=True)
+    ]
 
 
 def generate_fleet(
@@ -227,6 +250,8 @@ def generate_fleet(
     weights: Sequence[float] | None = None,
     unclaimed_share: float = 0.03,
     workspace_share: float = 0.3,
+    chrome_share: float | None = None,
+    workspace_alone_share: float | None = None,
     vendors: int = 3,
     partners: int = 1,
     shared_customers: int = 2,
@@ -244,6 +269,11 @@ def generate_fleet(
             empty customers).
         unclaimed_share: share of devices with no claim at all.
         workspace_share: share of customers with a Google Workspace account.
+        chrome_share: share of devices that are Chrome OS devices (None: by model weight,
+            about 8%).
+        workspace_alone_share: None, or every Chrome OS device is claimed for a customer's
+            Workspace account, this share of them without ownerCompanyId and the rest with
+            it (none for a standalone Workspace account).
         vendors: number of vendors per partner (each with 1-4 customers of its own).
         partners: how many reseller partners the fleet serves (module docstring).
         shared_customers: with ``partners``, customers of the first partner that every other
@@ -255,13 +285,16 @@ def generate_fleet(
         The fleet.
 
     Raises:
-        ValueError: for negative sizes, a ``weights`` list of the wrong length, or a number of
-            partners out of 1..80.
+        ValueError: for negative sizes, a ``weights`` list of the wrong length, a share out of
+            0..1, or a number of partners out of 1..80.
     """
     if devices < 0 or customers < 0 or shared_customers < 0 or shared_devices < 0:
         raise ValueError("devices, customers and shared counts must not be negative")
     if weights is not None and len(weights) != customers:
         raise ValueError(f"weights has {len(weights)} entries for {customers} customers")
+    for share in (unclaimed_share, workspace_share, chrome_share, workspace_alone_share):
+        if share is not None and not 0 <= share <= 1:
+            raise ValueError(f"shares are between 0 and 1, not {share}")
     if not 1 <= partners <= MAX_PARTNERS:
         raise ValueError(f"partners must be between 1 and {MAX_PARTNERS}, not {partners}")
     make = partial(
@@ -272,6 +305,8 @@ def generate_fleet(
         weights=weights,
         unclaimed_share=unclaimed_share,
         workspace_share=workspace_share,
+        chrome_share=chrome_share,
+        workspace_alone_share=workspace_alone_share,
         vendors=vendors,
     )
     first = make(random.Random(f"zt-emulator:{seed}"))

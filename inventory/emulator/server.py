@@ -5,7 +5,9 @@
 connection. A dropped-connection fault closes the socket without answering. Bodies go out as
 the emulator encoded them (gzipped when the request asked the Google way). A client that hangs
 up mid-answer (a cancelled sync) is no error: the server drops the connection quietly, with no
-traceback on stderr. ``run_server_forever`` is what ``zt-inventory emulator`` calls.
+traceback on stderr. Beside the API, the server answers ``GET /_emulator/stats`` and
+``POST /_emulator/reset`` (the emulator's request counts, ``stats.py``; not Google's).
+``run_server_forever`` is what ``zt-inventory emulator`` calls.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import orjson
 
 from inventory.emulator.app import Emulator
 from inventory.emulator.behaviour import Behaviour
@@ -29,6 +32,7 @@ from inventory.emulator.faults import FaultConfig
 from inventory.emulator.generate import generate_fleet
 from inventory.emulator.oauth import write_service_account_key
 from inventory.emulator.requestlog import TOKEN_PATH
+from inventory.emulator.stats import RESET_PATH, STATS_PATH
 
 _HOP_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive"})
 
@@ -92,6 +96,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         body = self._read_body()
+        if self.path.partition("?")[0] in (STATS_PATH, RESET_PATH):
+            self._control()
+            return
         request = httpx.Request(
             self.command,
             self.server.base_url + self.path,
@@ -111,6 +118,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _control(self) -> None:
+        """The emulator's own two paths: its request counts, and their reset."""
+        path, emu = self.path.partition("?")[0], self.server.emulator
+        if (self.command, path) == ("GET", STATS_PATH):
+            status, answer = 200, emu.stats.snapshot()
+        elif (self.command, path) == ("POST", RESET_PATH):
+            emu.clear_log()
+            status, answer = 200, {}
+        else:
+            status, answer = 405, {"error": f"{self.command} {path}: method not allowed"}
+        data = orjson.dumps(answer)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
@@ -223,6 +247,11 @@ def run_server_forever(
     log_limit: int = 10_000,
     behaviour: Behaviour | None = None,
     partners: int = 1,
+    skew: float = 1.1,
+    even: bool = False,
+    unclaimed_share: float = 0.03,
+    chrome_share: float | None = None,
+    workspace_alone_share: float | None = None,
 ) -> None:
     """Generate a fleet and serve it on loopback until ``stop`` is set or an interrupt.
 
@@ -248,12 +277,25 @@ def run_server_forever(
             ``--owners``, ``--max-ids-per-request``, ``--page-tokens``, ``--total-size``,
             ``--churn-every``).
         partners: how many reseller partners to serve (ids ``partner_id`` upwards).
+        skew, unclaimed_share, chrome_share, workspace_alone_share: the fleet's shape, as
+            ``generate_fleet`` takes them (CLI: ``--skew``, ``--unclaimed-share``,
+            ``--chrome-share``, ``--workspace-alone-share``).
+        even: every customer gets the same share of devices (CLI: ``--even``).
 
     Raises:
         OSError: when the port cannot be bound (``errno.EADDRINUSE``: it is in use).
     """
     fleet = generate_fleet(
-        devices=devices, customers=customers, seed=seed, partner_id=partner_id, partners=partners
+        devices=devices,
+        customers=customers,
+        seed=seed,
+        partner_id=partner_id,
+        partners=partners,
+        skew=skew,
+        weights=[1.0] * customers if even else None,
+        unclaimed_share=unclaimed_share,
+        chrome_share=chrome_share,
+        workspace_alone_share=workspace_alone_share,
     )
     emu = Emulator(
         fleet,
