@@ -10,7 +10,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -68,14 +68,28 @@ def natural_width(renderable: Any) -> int:
 # --- sync --------------------------------------------------------------------------------------
 
 
-def progress_text(p: Progress) -> str:
-    """The live counters as one line."""
-    expected = f"/{p.devices_expected}" if p.devices_expected else ""
+def progress_text(p: Mapping[str, Any]) -> str:
+    """The live counters (``Progress.to_dict()``, or a running run's ``sync_runs.progress``)
+    as one line: totals are the best known so far."""
     return (
-        f"{p.phase}: customers {p.customers_done}/{p.customers_total}, "
-        f"listings {p.listings_done}/{p.listings_total}, devices {p.devices_seen}{expected}, "
-        f"{p.api_requests} requests, {p.retries} retries"
+        f"{p['phase']}: customers {p['customers_done']:,}/{p['customers_total']:,}, "
+        f"listings {p['listings_done']:,}/{p['listings_total']:,}, "
+        f"devices {p['devices_seen']:,}/{p['devices_expected']:,}, "
+        f"requests {p['api_requests']:,}/{p['requests_expected']:,}, {p['retries']:,} retries"
+        f"{pace_text(p)}"
     )
+
+
+def pace_text(p: Mapping[str, Any]) -> str:
+    """``, 9.8 requests/s (the quota allows 10.0), about 2 min left``; "" while unknown."""
+    text = ""
+    if p.get("rate"):
+        text += f", {p['rate']:.1f} requests/s"
+        if p.get("quota_rate"):
+            text += f" (the quota allows {p['quota_rate']:.1f})"
+    if p.get("eta_s") is not None:
+        text += f", about {humanize_age(p['eta_s'])} left"
+    return text
 
 
 class PlainProgress:
@@ -94,7 +108,7 @@ class PlainProgress:
         if p.phase == self.phase and now - self.last < self.interval:
             return
         self.phase, self.last = p.phase, now
-        log.info("%s", progress_text(p))
+        log.info("%s", progress_text(p.to_dict()))
 
 
 def summary_table(result: SyncResult) -> Table:
@@ -170,8 +184,15 @@ def status_items(data: dict[str, Any], where: str) -> list[str | Table]:
                 f"Fleet: last synced in full by run {snap['full_run_id']}, finished "
                 f"{cell(snap['full_finished_at'])}, {humanize_age(snap['age_s'])} ago"
             )
+    running = data["runs"][0]
+    if running["status"] == "running" and running.get("progress"):
+        started = (datetime.now(UTC) - running["started_at"]).total_seconds()
+        lines.append(
+            f"Run {running['run_id']} is running (started {humanize_age(started)} ago): "
+            f"{progress_text(running['progress'])}"
+        )
     lst = data["last_run_listings"]
-    if lst:
+    if lst and running["status"] != "running":
         lines.append(
             f"Last run {lst['run_id']}: {lst['complete']} of {lst['total']} listings complete, "
             f"{lst['devices_seen']:,} devices seen of {lst['total_size']:,} reported by totalSize"

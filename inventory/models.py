@@ -224,6 +224,8 @@ class SyncRun(Base):
     # the fleet is. Rows from before revision 0005 are ``full``.
     scope: Mapped[str] = mapped_column(String(16), server_default="full")
     scope_customer_ids: Mapped[list[Any] | None] = mapped_column(JSON_DOCUMENT)
+    # the live counters of a running run (``inventory.sync.progress``), NULL once it ended
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
 
 
 class SyncListing(Base):

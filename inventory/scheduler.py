@@ -43,7 +43,9 @@ log = logging.getLogger("inventory.scheduler")
 JOB_ID = "sync"
 MISFIRE_GRACE_S = 15 * 60  # a run that fires up to 15 min late (busy host, suspend) still runs
 STOP_WAIT_S = 120.0  # how long shutdown waits for a run that is merging to finish
-STATUSES = ("succeeded", "partial", "failed")
+STATUSES = tuple(str(s) for s in runs.RunStatus if s != runs.RunStatus.RUNNING)
+# a run's one log line: a stopped run is no error (SPEC: cancelled is logged as a warning)
+LOG_LEVELS = {runs.RunStatus.SUCCEEDED: logging.INFO, runs.RunStatus.CANCELLED: logging.WARNING}
 
 SyncFunction = Callable[..., SyncResult]
 
@@ -200,7 +202,7 @@ class SyncService:
                 return None
             self.metrics.observe(result, self._devices_current())
             log.log(
-                logging.INFO if result.ok else logging.ERROR,
+                LOG_LEVELS.get(result.status, logging.ERROR),
                 "%s",
                 summary_line(result) + self._next_run_note(),
             )

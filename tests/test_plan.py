@@ -7,7 +7,6 @@ from sqlalchemy.engine import Engine
 
 from inventory.emulator import Emulator, generate_fleet
 from inventory.store import snapshot
-from inventory.sync import plan
 from inventory.sync.plan import (
     LISTINGS_PER_WORKER,
     MAX_IDS_PER_LISTING,
@@ -48,11 +47,18 @@ def test_no_short_last_listing() -> None:
     assert sorted(set(sizes)) == [12, 13]
 
 
-def test_the_cap_on_ids_per_listing_sets_the_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plan, "MAX_IDS_PER_LISTING", 10)
-    chunks = listing_chunks(list(range(1001)), 4)
+def test_the_cap_on_ids_per_listing_sets_the_count() -> None:
+    chunks = listing_chunks(list(range(1001)), 4, max_ids=10)
     assert max(len(c) for c in chunks) <= 10
     assert len(chunks) == 104  # ceil(1001 / 10) = 101, rounded up to a multiple of 4
+    planned = listing_chunks(list(range(1001)), 4, [1] * 1001, max_ids=10)
+    assert max(len(c) for c in planned) <= 10
+    assert sorted(i for c in planned for i in c) == list(range(1001))
+
+
+def test_the_default_cap_is_google_s_reseller_library_s() -> None:
+    assert MAX_IDS_PER_LISTING == 100
+    assert max(len(c) for c in listing_chunks(list(range(5200)), 4)) == 100  # 52 listings
 
 
 def test_no_owners_no_listings() -> None:
@@ -86,30 +92,48 @@ def test_a_planned_split_with_one_heavy_owner() -> None:
     assert listing_chunks(list(range(6)), 2, [0, 50, 0, 10, 300, 5]) == [[4], [1], [0, 2, 3, 5]]
 
 
-def test_a_plan_names_each_customers_workspace_and_lists_every_section() -> None:
-    owners = [(10, "W10"), (11, None), (12, "W12")]
+def test_a_plan_lists_companies_and_workspace_accounts_apart_in_every_section() -> None:
     zt, knox = "SECTION_TYPE_ZERO_TOUCH", "SECTION_TYPE_KNOX"
-    blind = plan_listings(owners, ["X1"], [zt, knox], concurrency=1, by_company={}, by_workspace={})
+    blind = plan_listings(
+        [10, 11, 12],
+        ["W10", "W12", "X1"],
+        [zt, knox],
+        concurrency=1,
+        by_company={},
+        by_workspace={},
+    )
+    # 1 slot: 4 company listings wanted (3 owners: one each), 1 Workspace listing
     assert blind == [
         PlannedListing(section, companies, spaces, 0)
         for section in (zt, knox)
-        for companies, spaces in (([10], ["W10"]), ([11], []), ([12], ["W12"]), ([], ["X1"]))
+        for companies, spaces in (([10], []), ([11], []), ([12], []), ([], ["W10", "W12", "X1"]))
     ]
-    # from the snapshot: 10 (250 devices) alone, 11 and 12 (40 + 5 of its Workspace) together,
-    # and the Workspace account of no listed customer on its own
+    # from the snapshot: 10 (250 devices) alone, 11 and 12 (40) together; the Workspace
+    # accounts in one listing (a Workspace listing returns every device its account claims)
     planned = plan_listings(
-        owners,
-        ["X1"],
+        [10, 11, 12],
+        ["W10", "W12", "X1"],
         [zt],
         concurrency=1,
         by_company={10: 250, 12: 40},
         by_workspace={"W12": 5, "X1": 7},
     )
     assert planned == [
-        PlannedListing(zt, [10], ["W10"], 250),
-        PlannedListing(zt, [11, 12], ["W12"], 45),
-        PlannedListing(zt, [], ["X1"], 7),
+        PlannedListing(zt, [10], [], 250),
+        PlannedListing(zt, [11, 12], [], 40),
+        PlannedListing(zt, [], ["W10", "W12", "X1"], 12),
     ]
+
+
+def test_no_request_names_more_than_the_cap_or_mixes_owner_kinds() -> None:
+    companies, spaces = list(range(1, 251)), [f"W{i}" for i in range(70)]
+    planned = plan_listings(
+        companies, spaces, ["Z"], concurrency=2, max_ids=30, by_company={}, by_workspace={}
+    )
+    assert all(len(p.company_ids) + len(p.google_workspace_customer_ids) <= 30 for p in planned)
+    assert not any(p.company_ids and p.google_workspace_customer_ids for p in planned)
+    assert sorted(c for p in planned for c in p.company_ids) == companies
+    assert sorted(w for p in planned for w in p.google_workspace_customer_ids) == sorted(spaces)
 
 
 def _makespan(loads: list[int], concurrency: int) -> int:
@@ -186,11 +210,13 @@ def test_a_re_sync_plans_its_listings_from_the_snapshot(engine: Engine, db_url: 
     customers = emu.fleet.current_customers()
     for c in customers:
         assert companies.get(c.company_id, 0) == emu.fleet.count_owned(ZT, {c.company_id}, set())
-    assert sum(companies.values()) + sum(spaces.values()) == first.devices_added
+    for space, devices in spaces.items():  # every device a Workspace listing returns
+        assert devices == emu.fleet.count_owned(ZT, set(), {space})
     heaviest = max(customers, key=lambda c: companies.get(c.company_id, 0))
     # A first sync knows nothing: 2 slots x 4 listings, each a run of 7 or 8 customers in
-    # companyId order, the larger first.
-    assert [len(x.company_ids) for x in first.listings] == [8, 8, 8, 8, 7, 7, 7, 7]
+    # companyId order, the larger first; then 2 listings of Workspace accounts.
+    assert [len(x.company_ids) for x in first.listings] == [8, 8, 8, 8, 7, 7, 7, 7, 0, 0]
+    assert [len(x.google_workspace_customer_ids) > 0 for x in first.listings[-2:]] == [True] * 2
     in_order = [c for x in first.listings for c in x.company_ids]
     assert in_order == sorted(c.company_id for c in customers)
     second = run(emu, settings)

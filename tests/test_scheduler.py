@@ -371,6 +371,8 @@ def test_schedule_runs_on_its_interval_and_stops_cleanly_on_sigterm(
     assert staging_tables(engine) == []
     # one log line per run
     runs = scalar("SELECT COUNT(*) FROM sync_runs")
-    assert len(re.findall(r" sync run \d+ (succeeded|failed|partial) in ", text_log)) == runs
+    assert (
+        len(re.findall(r" sync run \d+ (succeeded|failed|partial|cancelled) in ", text_log)) == runs
+    )
     assert "schedule stopped after" in text_log
     engine.dispose()

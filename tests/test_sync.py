@@ -389,12 +389,14 @@ def test_token_auth_with_expiring_tokens(
         clock=lambda: clock[0],
     )
     key = write_service_account_key(tmp_path / "key.json", "http://emulator.test/token")
-    settings = settings_for(emu_auth, db_url, credentials=str(key))
+    # One request slot: the clock is the calls' count, so with several slots a fresh token
+    # could expire before the call that fetched it is retried (nine calls of the other slots).
+    settings = settings_for(emu_auth, db_url, credentials=str(key), api={"concurrency": 1})
     original = emu_auth.transport()
 
     class Ticking(httpx.BaseTransport):
         def handle_request(self, request: httpx.Request) -> httpx.Response:
-            clock[0] += 400.0  # every call ages the token; it expires on the server mid-run
+            clock[0] += 600.0  # every call ages the token; it expires on the server mid-run
             return original.handle_request(request)
 
     result = sync(emu_auth, settings, transport=Ticking())

@@ -100,26 +100,30 @@ def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Failure(click.ClickException):
-    """One or more ``Error: …`` lines on stderr, then exit 1 (the run or the database failed)."""
+    """One or more ``Error: …`` lines on stderr, then exit 1 (the run or the database failed),
+    or another exit code of SPEC's."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], exit_code: int = 1, prefix: str = "Error") -> None:
         super().__init__("; ".join(lines))
         self.lines = lines
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it on the class
+        self.prefix = prefix
 
     def show(self, file: Any = None) -> None:
         for line in self.lines:
-            click.echo(f"Error: {line}", err=True)
+            click.echo(f"{self.prefix}: {line}", err=True)
 
 
 class BadConfig(Failure):
     """Like :class:`Failure`, for bad usage or configuration: exit 2."""
 
-    exit_code = 2
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(lines, 2)
 
 
 def failure(lines: list[str], exit_code: int = 1) -> Failure:
     """The exception that prints ``lines`` as ``Error:`` lines and exits with ``exit_code``."""
-    return BadConfig(lines) if exit_code == 2 else Failure(lines)
+    return BadConfig(lines) if exit_code == 2 else Failure(lines, exit_code)
 
 
 def database_error(exc: SQLAlchemyError, url: str | None) -> str:

@@ -24,9 +24,10 @@ from rich.progress import Progress as RichProgress
 
 from inventory.cli import app
 from inventory.cli.app import Failure, common_options, main
-from inventory.display import PlainProgress, summary_table
-from inventory.errors import CancelledError
+from inventory.display import PlainProgress, pace_text, summary_table
 from inventory.signals import on_signals
+
+CANCELLED_EXIT = 130  # SPEC: cancelled by SIGINT (128 + 2, as shells report it)
 
 if TYPE_CHECKING:
     from inventory.sync import Progress, SyncResult
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 
 
 class LiveProgress:
-    """Progress bars on a terminal: customers, listings, devices against totalSize."""
+    """Progress bars on a terminal: customers, listings, devices and requests against their
+    best-known totals (never shrinking), with the rate and the time left."""
 
     def __init__(self, console: Console) -> None:
         self.bars = RichProgress(
@@ -51,6 +53,7 @@ class LiveProgress:
         self.customers: TaskID = self.bars.add_task("customers", total=None, note="")
         self.listings: TaskID = self.bars.add_task("listings", total=None, note="")
         self.devices: TaskID = self.bars.add_task("devices", total=None, note="")
+        self.requests: TaskID = self.bars.add_task("requests", total=None, note="")
 
     def __enter__(self) -> LiveProgress:
         self.bars.start()
@@ -60,16 +63,17 @@ class LiveProgress:
         self.bars.stop()
 
     def __call__(self, p: Progress) -> None:
-        bars = self.bars
+        bars, data = self.bars, p.to_dict()
         bars.update(self.customers, completed=p.customers_done, total=p.customers_total or None)
         bars.update(
             self.listings, completed=p.listings_done, total=p.listings_total or None, note=p.phase
         )
+        bars.update(self.devices, completed=p.devices_seen, total=p.devices_expected or None)
         bars.update(
-            self.devices,
-            completed=p.devices_seen,
-            total=p.devices_expected or None,
-            note=f"{p.api_requests} requests, {p.retries} retries",
+            self.requests,
+            completed=p.api_requests,
+            total=p.requests_expected or None,
+            note=f"{p.retries} retries{pace_text(data)}",
         )
 
 
@@ -165,8 +169,8 @@ def sync(
                 "`zt-inventory status`, then sync again"
             ]
         )
-    if isinstance(result.failure, CancelledError):
-        raise Failure(["the sync was cancelled; nothing was applied"])
+    if result.status == "cancelled":  # SIGINT or SIGTERM: a stop, not an error
+        raise Failure(["the run was stopped; nothing was applied"], CANCELLED_EXIT, "Cancelled")
     raise Failure([f"sync failed: {result.error}"])
 
 

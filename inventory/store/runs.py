@@ -30,6 +30,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # stopped (SIGINT, SIGTERM): nothing applied
 
 
 class Trigger(StrEnum):
@@ -164,10 +165,25 @@ def open_run(engine: Engine, result: SyncResult, partner_id: int) -> int:
         return int(row.scalar_one())
 
 
+def record_progress(conn: Connection, run_id: int, progress: dict[str, Any]) -> None:
+    """Write a running run's live counters to its row (in a transaction of its own)."""
+    with conn.begin():
+        conn.execute(
+            update(SyncRun)
+            .where(SyncRun.run_id == run_id)
+            .values(
+                progress=progress,
+                devices_seen=progress.get("devices_seen", 0),
+                api_requests=progress.get("api_requests", 0),
+                retries=progress.get("retries", 0),
+            )
+        )
+
+
 def record_run(conn: Connection, result: SyncResult) -> None:
     """Write the run's outcome and its listings (inside the caller's transaction)."""
     r = result
-    applied = r.status != RunStatus.FAILED
+    applied = r.status in APPLIED
     conn.execute(
         update(SyncRun)
         .where(SyncRun.run_id == r.run_id)
@@ -185,6 +201,7 @@ def record_run(conn: Connection, result: SyncResult) -> None:
             unknown_fields=r.unknown_fields or None,
             warnings=r.warnings or None,
             error=r.error,
+            progress=None,
         )
     )
     if r.listings:
@@ -214,7 +231,7 @@ _RUN_FIELDS = (
     "run_id", "trigger", "scope", "scope_customer_ids", "status", "started_at", "finished_at",
     "devices_seen",
     "devices_added", "devices_changed", "devices_removed", "devices_reappeared",
-    "api_requests", "retries", "error",
+    "api_requests", "retries", "error", "progress",
 )  # fmt: skip
 _LISTING_FIELDS = (
     "listing_id", "kind", "section_type", "company_ids", "google_workspace_customer_ids",

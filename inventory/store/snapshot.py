@@ -27,9 +27,10 @@ def devices_per_owner(
 ) -> tuple[dict[int, int], dict[str, int]]:
     """Current devices per claim owner in these section types, as the last run left them.
 
-    Returns ({company id: devices}, {Workspace customer id: devices whose claim names no
-    company}): what a run expects each listing to page through. Claims exist only for current
-    devices, and the owner indexes answer both counts.
+    Returns ({company id: devices}, {Workspace customer id: devices}): what a run expects each
+    listing to page through (a Workspace listing returns every device whose claim names the
+    account, with or without a company). Claims exist only for current devices, and the owner
+    indexes answer both counts.
     """
     by_company = text(
         "SELECT owner_company_id, COUNT(*) FROM device_claims WHERE section_type IN :s "
@@ -37,8 +38,8 @@ def devices_per_owner(
     ).bindparams(bindparam("s", expanding=True))
     by_workspace = text(
         "SELECT google_workspace_customer_id, COUNT(*) FROM device_claims "
-        "WHERE section_type IN :s AND owner_company_id IS NULL "
-        "AND google_workspace_customer_id IS NOT NULL GROUP BY google_workspace_customer_id"
+        "WHERE section_type IN :s AND google_workspace_customer_id IS NOT NULL "
+        "GROUP BY google_workspace_customer_id"
     ).bindparams(bindparam("s", expanding=True))
     companies = {int(k): int(v) for k, v in conn.execute(by_company, {"s": list(sections)})}
     spaces = {str(k): int(v) for k, v in conn.execute(by_workspace, {"s": list(sections)})}

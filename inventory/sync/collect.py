@@ -2,8 +2,15 @@
 against their listing; and what a listing's end or failure means for it.
 
 A listing is complete only when every page arrived, the page tokens ended, and the devices
-counted match ``totalSize`` (SPEC guarantee 2). An identifier lookup that the API rejects with
-400 is that row's problem, recorded with its error; any other failure of any task ends the run.
+counted match ``totalSize`` (SPEC guarantee 2), and ``totalSize`` stayed the same from its
+first page to its last: a server whose page tokens are offsets skips a device that leaves the
+listing while it pages, and the count of what arrived then matches the last page's total.
+
+A listing that fails (retries exhausted, an error the API answered) is incomplete: its owners'
+devices are left as they were and the run is partial. A listing the API refuses with 400 before
+its first page, for naming too many owners, is listed again as two halves. An identifier lookup
+that fails is that row's problem, recorded with its error. Credentials the API refuses, a
+cancel, and anything unexpected end the run.
 """
 
 from __future__ import annotations
@@ -16,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inventory.api import Page
-from inventory.errors import ApiError, CancelledError, ListingError
+from inventory.errors import ApiError, AuthError, CancelledError, ListingError
 from inventory.models import IdentifierLookup
-from inventory.store.runs import ListingResult
+from inventory.store.runs import ListingKind, ListingResult
 from inventory.sync import staging
 from inventory.sync.progress import Progress
 from inventory.transform import (
@@ -43,6 +50,7 @@ class Task:
     identifier: dict[str, str] | None = None  # a DeviceIdentifier request object
     line: int = 0  # the identifier's line in its CSV file
     expected_pages: float = math.inf  # unknown: start it early and learn its totalSize
+    first_total: int | None = None  # the totalSize of the first page that had one
 
 
 @dataclass
@@ -63,6 +71,8 @@ class Collector:
         progress: the live counters to advance.
         notify: called after each change of ``progress``.
         warnings: where the run's warnings go (at most ``MAX_WARNINGS_KEPT`` are kept).
+        listings: the run's listings, to which :meth:`listing_task` adds.
+        page_size: devices per findByOwner page (to expect a listing's pages).
     """
 
     stager: staging.Stager
@@ -70,6 +80,8 @@ class Collector:
     progress: Progress
     notify: Callable[[], None]
     warnings: list[str]
+    listings: list[ListingResult]
+    page_size: int
     unknown: Counter[str] = field(default_factory=Counter)
     lookups: list[dict[str, Any]] = field(default_factory=list)
     identifiers_complete: bool = True
@@ -77,6 +89,9 @@ class Collector:
     # customers.list so far: {company id: its Workspace customer id or None}, and totalSize
     _customers: dict[int, str | None] = field(default_factory=dict)
     _customers_total: int | None = None
+    # what each listing is expected to return: the snapshot's count, then its totalSize
+    _expected: dict[int, int] = field(default_factory=dict)
+    lookups_planned: int = 0  # identifier lookups to make: one request each
 
     def warn(self, message: str) -> None:
         """Keep and log a warning of the run."""
@@ -120,6 +135,39 @@ class Collector:
             )
         return self._customers
 
+    def listing_task(
+        self,
+        section_type: str,
+        company_ids: list[int],
+        workspace_ids: list[str],
+        expected_devices: int = 0,
+    ) -> Task:
+        """A new findByOwner listing of the run, as a fetch task (numbered from 1)."""
+        number = 1 + max((x.listing_id for x in self.listings), default=0)
+        listing = ListingResult(
+            number, ListingKind.FIND_BY_OWNER, section_type, company_ids, workspace_ids
+        )
+        self.listings.append(listing)
+        self.progress.listings_total += 1
+        self._expect(number, expected_devices)
+        # a listing of owners the snapshot does not know is started early, to learn its length
+        pages = math.ceil(expected_devices / max(1, self.page_size))
+        return Task(listing, expected_pages=pages or math.inf)
+
+    def _expect(self, listing_id: int, devices: int | None) -> None:
+        """A listing's best-known size (None: it is gone); the run's best-known totals."""
+        if devices is None:
+            self._expected.pop(listing_id, None)
+        else:
+            self._expected[listing_id] = devices
+        p, size = self.progress, max(1, self.page_size)
+        p.devices_expected = max(p.devices_expected, sum(self._expected.values()))
+        pages = sum(max(1, math.ceil(d / size)) for d in self._expected.values())
+        # requests before the devices phase: those of customers.list (made by now)
+        before = p.api_requests if p.devices_started_at is None else p.requests_before_devices
+        planned = before + pages + self.lookups_planned
+        p.requests_expected = max(p.requests_expected, planned, p.api_requests)
+
     def page(self, task: Task, page: Page) -> None:
         """One page of a task: its devices as rows, staged and counted."""
         listing = task.listing
@@ -137,9 +185,17 @@ class Collector:
         self.stager.add_page(listing.listing_id, rows)
         listing.api_requests += 1
         if task.identifier is None:
-            if listing.total_size is None and page.total_size:
-                self.progress.devices_expected += page.total_size
-            listing.total_size = page.total_size
+            total = page.total_size
+            if total is not None:
+                if task.first_total is None:
+                    task.first_total = total
+                    self._expect(listing.listing_id, total)
+                elif total != task.first_total and listing.error is None:
+                    listing.error = (
+                        f"totalSize changed from {task.first_total} to {total} while paging: "
+                        "the listing changed under its page tokens"
+                    )
+                listing.total_size = total
             listing.devices_seen += len(page.items)
             self.progress.devices_seen += len(page.items)
         else:
@@ -165,27 +221,56 @@ class Collector:
         self.progress.listings_done += 1
         self.notify()
 
-    def failed(self, task: Task, exc: Exception) -> None:
-        """A task failed: its listing is incomplete, or its lookup has an error.
+    def failed(self, task: Task, exc: Exception) -> list[Task]:
+        """A task failed: its listing is incomplete (or listed again in halves), or its lookup
+        has an error.
+
+        Returns:
+            the tasks that replace it (the halves of a listing the API found too large).
 
         Raises:
-            ApiError, CancelledError: the failure ends the run.
+            AuthError, CancelledError: the failure ends the run.
             ListingError: an unexpected failure, which ends the run too.
         """
         listing = task.listing
-        if isinstance(exc, ListingError):
-            listing.error = str(exc)
-            self.warn(f"listing {listing.listing_id} is incomplete: {exc}")
-            self.progress.listings_done += 1
-            return
-        if task.identifier is not None and isinstance(exc, ApiError) and exc.status == 400:
+        if isinstance(exc, AuthError | CancelledError):
+            raise exc
+        if task.identifier is not None and isinstance(exc, ApiError):
             # One identifier the API rejects (e.g. a malformed IMEI) is that row's problem.
             self.identifiers_complete = False
             self._record_lookup(task, str(exc))
-            return
-        if isinstance(exc, ApiError | CancelledError):
-            raise exc
+            return []
+        if _too_many_owners(listing, exc):
+            return self._split(task, exc)
+        if isinstance(exc, ApiError | ListingError):
+            listing.error = str(exc)
+            self.warn(f"listing {listing.listing_id} is incomplete: {exc}")
+            self.progress.listings_done += 1
+            self.notify()
+            return []
         raise ListingError(f"listing {listing.listing_id} failed: {type(exc).__name__}: {exc}")
+
+    def _split(self, task: Task, exc: Exception) -> list[Task]:
+        """List a listing's owners again, as two listings of half as many."""
+        x = task.listing
+        self.listings.remove(x)
+        self.progress.listings_total -= 1
+        self._expect(x.listing_id, None)
+        owners = len(x.company_ids) + len(x.google_workspace_customer_ids)
+        self.warn(
+            f"findByOwner refused {owners} owners in one request ({exc}); listing them in two "
+            f"halves (set api.max_ids_per_request = {owners // 2} to avoid the extra request)"
+        )
+        assert x.section_type is not None
+        companies, spaces = x.company_ids, x.google_workspace_customer_ids
+        return [
+            self.listing_task(
+                x.section_type, companies[: len(companies) // 2], spaces[: len(spaces) // 2]
+            ),
+            self.listing_task(
+                x.section_type, companies[len(companies) // 2 :], spaces[len(spaces) // 2 :]
+            ),
+        ]
 
     def _record_lookup(self, task: Task, error: str | None) -> None:
         found = self._found.pop(task.line, _Found())
@@ -200,3 +285,12 @@ class Collector:
                 "error": error,
             }
         )
+
+
+def _too_many_owners(listing: ListingResult, exc: Exception) -> bool:
+    """A 400 on a listing's first request, naming more than one owner: the request may be too
+    large for the server (the discovery document sets no maximum), never the listing's data."""
+    owners = len(listing.company_ids) + len(listing.google_workspace_customer_ids)
+    return (
+        isinstance(exc, ApiError) and exc.status == 400 and listing.api_requests == 0 and owners > 1
+    )

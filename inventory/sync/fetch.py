@@ -145,7 +145,22 @@ class Chains(Generic[T]):
         heapq.heapify(self._ready)
         self._lengths = [0, 0]  # pages and chains whose length the first page told
         self._unfinished = len(tasks)
+        self._next_order = len(tasks)
         self._cond = threading.Condition()
+
+    def add(self, tasks: Sequence[T], expected_pages: Callable[[T], float]) -> None:
+        """More chains, after those given so far (a listing the run split in two, say)."""
+        with self._cond:
+            for task in tasks:
+                chain = _Chain(task, self._next_order)
+                self._next_order += 1
+                expected = expected_pages(task)
+                if math.isinf(expected):
+                    self._fresh.append(chain)
+                else:
+                    heapq.heappush(self._ready, (-expected, chain.order, chain))
+                self._unfinished += 1
+            self._cond.notify_all()
 
     def take(self, halt: Halt) -> _Chain[T] | None:
         """The chain with the most pages left; None when every chain has ended."""
@@ -192,19 +207,14 @@ class Chains(Generic[T]):
         chain.seen += len(page.items)
 
 
-def fetch_pages(
-    tasks: Sequence[T],
-    open_pages: Callable[[T], Iterator[Page]],
-    *,
-    expected_pages: Callable[[T], float],
-    concurrency: int,
-    page_size: int,
-    halt: Halt,
-) -> Generator[Fetched[T], None, None]:
-    """Yield every page of every task as it arrives, then each task's end or failure.
+class PageFetcher(Generic[T]):
+    """Fetches the tasks' pages on ``concurrency`` threads; iterate to get what arrives.
 
+    Iterating yields every page of every task as it arrives, then each task's end or failure.
     Pages of one task come in order; tasks interleave. A task's failure ends that task only
-    (the caller decides what it means for the run); the others go on.
+    (the consumer decides what it means for the run); the others go on. While iterating, the
+    consumer may :meth:`add` tasks. The threads start with the iteration and stop when it
+    ends, however it ends.
 
     Args:
         tasks: the chains to follow.
@@ -213,28 +223,70 @@ def fetch_pages(
         concurrency: request slots, one thread each.
         page_size: items per page (to count a chain's pages left from ``totalSize``).
         halt: polled while waiting; set when the fetching ends, however it ends.
-
-    Raises:
-        CancelledError: ``halt()`` became true before every task ended.
     """
-    if not tasks:
-        return
-    chains = Chains(tasks, open_pages, expected_pages, page_size)
-    workers = max(1, min(concurrency, len(tasks)))
-    inbox: queue.Queue[Fetched[T]] = queue.Queue(workers * QUEUE_PAGES_PER_WORKER)
 
-    def put(item: Fetched[T]) -> bool:
-        while not halt():
+    def __init__(
+        self,
+        tasks: Sequence[T],
+        open_pages: Callable[[T], Iterator[Page]],
+        *,
+        expected_pages: Callable[[T], float],
+        concurrency: int,
+        page_size: int,
+        halt: Halt,
+    ) -> None:
+        self._chains = Chains(tasks, open_pages, expected_pages, page_size)
+        self._expected = expected_pages
+        self._workers = max(1, concurrency)
+        self._inbox: queue.Queue[Fetched[T]] = queue.Queue(self._workers * QUEUE_PAGES_PER_WORKER)
+        self._remaining = len(tasks)
+        self._halt = halt
+
+    def add(self, tasks: Sequence[T]) -> None:
+        """Fetch these tasks too (from the consumer's thread, while iterating)."""
+        self._remaining += len(tasks)
+        self._chains.add(tasks, self._expected)
+
+    def __iter__(self) -> Generator[Fetched[T], None, None]:
+        """What arrives, until every task has ended.
+
+        Raises:
+            CancelledError: ``halt()`` became true before every task ended.
+        """
+        if not self._remaining:
+            return
+        threads = [threading.Thread(target=self._work, daemon=True) for _ in range(self._workers)]
+        for thread in threads:
+            thread.start()
+        try:
+            while self._remaining:
+                if self._halt():
+                    raise CancelledError("cancelled")
+                try:
+                    item = self._inbox.get(timeout=POLL_S)
+                except queue.Empty:
+                    continue
+                if item.ended:
+                    self._remaining -= 1
+                yield item
+        finally:
+            self._halt.set()
+            for thread in threads:
+                thread.join(timeout=JOIN_S)
+
+    def _put(self, item: Fetched[T]) -> bool:
+        while not self._halt():
             try:
-                inbox.put(item, timeout=0.1)
+                self._inbox.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def work() -> None:
-        while not halt():
-            chain = chains.take(halt)
+    def _work(self) -> None:
+        chains, put = self._chains, self._put
+        while not self._halt():
+            chain = chains.take(self._halt)
             if chain is None:
                 return
             try:
@@ -251,26 +303,28 @@ def fetch_pages(
             else:
                 chains.give_back(chain, page)
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    try:
-        yield from _drain(inbox, len(tasks), halt)
-    finally:
-        halt.set()
-        for thread in threads:
-            thread.join(timeout=JOIN_S)
 
+def fetch_pages(
+    tasks: Sequence[T],
+    open_pages: Callable[[T], Iterator[Page]],
+    *,
+    expected_pages: Callable[[T], float],
+    concurrency: int,
+    page_size: int,
+    halt: Halt,
+) -> Generator[Fetched[T], None, None]:
+    """Every page of every task as it arrives, then each task's end or failure: a
+    :class:`PageFetcher` for a fixed list of tasks. See there for the arguments.
 
-def _drain(inbox: queue.Queue[Fetched[T]], remaining: int, halt: Halt) -> Iterator[Fetched[T]]:
-    """Yield what the threads put in ``inbox`` until ``remaining`` tasks have ended."""
-    while remaining:
-        if halt():
-            raise CancelledError("cancelled")
-        try:
-            item = inbox.get(timeout=POLL_S)
-        except queue.Empty:
-            continue
-        if item.ended:
-            remaining -= 1
-        yield item
+    Raises:
+        CancelledError: ``halt()`` became true before every task ended.
+    """
+    fetcher = PageFetcher(
+        tasks,
+        open_pages,
+        expected_pages=expected_pages,
+        concurrency=concurrency,
+        page_size=page_size,
+        halt=halt,
+    )
+    return iter(fetcher)

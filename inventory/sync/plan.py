@@ -6,6 +6,11 @@ requests follow as many chains at once and take the next listing when theirs end
 ends when its last chain does. Few listings waste few calls (each wastes at most its last,
 partly filled page); enough of them, of the right sizes and in the right order, keep every
 request slot busy to the end. Pure functions: owners and the snapshot's counts in, listings out.
+
+A findByOwner request names either companies or Workspace accounts, never both: the discovery
+document does not say whether a request naming both returns the union or the intersection
+(``zt-inventory check`` asks the API), and at most ``api.max_ids_per_request`` of them (Google's
+reseller library caps findByOwner at 100 customer ids).
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-MAX_IDS_PER_LISTING = 1000  # owner ids in one findByOwner body (the API sets no maximum)
+MAX_IDS_PER_LISTING = 100  # owner ids in one findByOwner body, unless a caller says otherwise
 LISTINGS_PER_WORKER = 4
+# Workspace listings are few and short (a customer's Chrome OS devices): one per request slot
+WORKSPACE_LISTINGS_PER_WORKER = 1
 
 _T = TypeVar("_T")
-Owner = tuple[int | None, str | None]  # (company id, its Workspace customer id)
 
 
 @dataclass(frozen=True)
@@ -35,45 +41,51 @@ class PlannedListing:
 
 
 def plan_listings(
-    owners: Sequence[tuple[int, str | None]],
-    extra_workspaces: Sequence[str],
+    companies: Sequence[int],
+    workspaces: Sequence[str],
     sections: Sequence[str],
     *,
     concurrency: int,
+    max_ids: int = MAX_IDS_PER_LISTING,
     by_company: Mapping[int, int],
     by_workspace: Mapping[str, int],
 ) -> list[PlannedListing]:
-    """The listings of a run, in the order to start them.
+    """The listings of a run, in the order to start them: the company listings, then the
+    Workspace listings, each group once per section type.
 
-    A listing asks for its customers' ids and their Workspace accounts together (the API
-    returns devices matching either), so a Chrome OS device claimed with both is fetched
-    once; Workspace ids that belong to no listed customer get listings of their own. Each
-    listing wastes at most its last, partly filled page; :func:`listing_chunks` decides how
-    many listings there are and how many owners each names. Every group is listed once per
-    section type.
+    A Chrome OS device claimed for both a company and its Workspace account comes back from
+    both kinds of listing (the merge keeps one copy); one claimed for a Workspace account
+    alone only from the Workspace listing. Each listing wastes at most its last, partly filled
+    page; :func:`listing_chunks` decides how many listings there are and how many owners each
+    names.
 
     Args:
-        owners: (company id, its Workspace customer id or None) of each customer to list.
-        extra_workspaces: Workspace customer ids to list that belong to no listed customer.
+        companies: the customers (company ids) to list.
+        workspaces: the Workspace customer ids to list (the customers' own and configured ones).
         sections: the section types to list.
         concurrency: request slots.
+        max_ids: the most owner ids one request names.
         by_company: current devices per owner company in the snapshot (empty on a first sync).
-        by_workspace: current devices per Workspace id whose claim names no company.
+        by_workspace: current devices per Workspace customer id in the snapshot.
     """
-
-    def devices(owner: Owner) -> int:
-        company, space = owner
-        known = by_company.get(company, 0) if company is not None else 0
-        return known + (by_workspace.get(space, 0) if space else 0)
-
-    # (companies, Workspace ids, devices the snapshot expects) of each listing
-    groups: list[tuple[list[int], list[str], int]] = []
-    for chunk in listing_chunks(owners, concurrency, [devices(o) for o in owners]):
-        spaces = list(dict.fromkeys(w for _, w in chunk if w))
-        groups.append(([c for c, _ in chunk], spaces, sum(map(devices, chunk))))
-    spaces_only: list[Owner] = [(None, w) for w in extra_workspaces]
-    for part in listing_chunks(spaces_only, concurrency, [devices(o) for o in spaces_only]):
-        groups.append(([], [w for _, w in part if w], sum(map(devices, part))))
+    company_weights = [by_company.get(c, 0) for c in companies]
+    workspace_weights = [by_workspace.get(w, 0) for w in workspaces]
+    groups: list[tuple[list[int], list[str], int]] = [
+        ([companies[i] for i in chunk], [], sum(company_weights[i] for i in chunk))
+        for chunk in listing_chunks(
+            list(range(len(companies))), concurrency, company_weights, max_ids=max_ids
+        )
+    ]
+    groups += [
+        ([], [workspaces[i] for i in chunk], sum(workspace_weights[i] for i in chunk))
+        for chunk in listing_chunks(
+            list(range(len(workspaces))),
+            concurrency,
+            workspace_weights,
+            max_ids=max_ids,
+            per_worker=WORKSPACE_LISTINGS_PER_WORKER,
+        )
+    ]
     return [
         PlannedListing(section, companies, spaces, expected)
         for section in sections
@@ -82,13 +94,18 @@ def plan_listings(
 
 
 def listing_chunks(
-    items: Sequence[_T], concurrency: int, weights: Sequence[int] | None = None
+    items: Sequence[_T],
+    concurrency: int,
+    weights: Sequence[int] | None = None,
+    *,
+    max_ids: int = MAX_IDS_PER_LISTING,
+    per_worker: int = LISTINGS_PER_WORKER,
 ) -> list[list[_T]]:
     """Split owners into the listings of a run, in the order to start them, so that the
     request slots finish together.
 
-    There are ``LISTINGS_PER_WORKER`` listings per concurrent request (more when
-    ``MAX_IDS_PER_LISTING`` asks for it), rounded up to a multiple of ``concurrency``. A
+    There are ``per_worker`` listings per concurrent request (more when ``max_ids``, the most
+    owners one listing may name, asks for it), rounded up to a multiple of ``concurrency``. A
     listing is a chain of pages that only one request at a time can follow, so the run ends
     when its last chain does.
 
@@ -103,11 +120,12 @@ def listing_chunks(
     n = len(items)
     if n == 0:
         return []
-    concurrency = max(1, concurrency)
-    count = max(concurrency * LISTINGS_PER_WORKER, math.ceil(n / MAX_IDS_PER_LISTING))
+    concurrency, max_ids = max(1, concurrency), max(1, max_ids)
+    count = max(concurrency * per_worker, math.ceil(n / max_ids))
     count = min(n, math.ceil(count / concurrency) * concurrency)
     if weights is not None and any(weights):
-        return [[items[i] for i in chunk] for chunk in _planned_chunks(weights, concurrency, count)]
+        planned = _planned_chunks(weights, concurrency, count, max_ids)
+        return [[items[i] for i in chunk] for chunk in planned]
     size, larger = divmod(n, count)
     chunks: list[list[_T]] = []
     start = 0
@@ -118,7 +136,9 @@ def listing_chunks(
     return chunks
 
 
-def _planned_chunks(weights: Sequence[int], concurrency: int, count: int) -> list[list[int]]:
+def _planned_chunks(
+    weights: Sequence[int], concurrency: int, count: int, max_ids: int
+) -> list[list[int]]:
     """Listings (as indexes into ``weights``) planned on the request slots they will run on.
 
     1. Owners, heaviest first, go to the request slot with the least expected devices (the
@@ -130,7 +150,7 @@ def _planned_chunks(weights: Sequence[int], concurrency: int, count: int) -> lis
        each slot runs the listings planned for it and all end near the ideal time.
 
     An owner counts one device more than it had, so owners with none (or new ones) spread
-    evenly. Each listing keeps its owners in their given order.
+    evenly. Each listing keeps its owners in their given order and names at most ``max_ids``.
     """
     cost = [w + 1 for w in weights]
     slots = [(0, s) for s in range(concurrency)]  # (expected devices, slot): a min-heap
@@ -148,7 +168,7 @@ def _planned_chunks(weights: Sequence[int], concurrency: int, count: int) -> lis
         for n, i in enumerate(members):
             chunk.append(i)
             load += cost[i]
-            if n == len(members) - 1 or load >= target or len(chunk) == MAX_IDS_PER_LISTING:
+            if n == len(members) - 1 or load >= target or len(chunk) == max_ids:
                 planned.append((start, s, sorted(chunk)))
                 start += load
                 load, chunk = 0, []

@@ -11,7 +11,6 @@ step is a function of its own module: ``api`` (the client stack), ``plan``, ``fe
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -39,7 +38,7 @@ from inventory.store import WriterLock, make_engine, require_database_file, runs
 from inventory.store.runs import ListingKind, ListingResult, RunStatus, SyncResult, Trigger
 from inventory.sync import merge, staging
 from inventory.sync.collect import Collector, Task
-from inventory.sync.fetch import Halt, fetch_pages, short_gil_slices
+from inventory.sync.fetch import Halt, PageFetcher, short_gil_slices
 from inventory.sync.plan import plan_listings
 from inventory.sync.progress import Phase, Progress
 
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("inventory.sync")
 
 PREVIEW_ROWS = 20
+PROGRESS_RECORD_S = 5.0  # how often a run writes its progress to its sync_runs row
 _SEEN = ("added", "changed", "reappeared", "same")  # staged changes of devices the run saw
 
 
@@ -145,9 +145,13 @@ class _Run:
     counts: dict[str, int] = field(default_factory=dict)  # staged devices per change
     counters: Counters = field(default_factory=Counters)
     progress: Progress = field(default_factory=Progress)
+    _recorded: float = 0.0  # when the progress was last written to the run's row
 
     def __post_init__(self) -> None:
         self.partner_id = self.settings.partner.id or 0
+        api = self.settings.api
+        if api.quota_per_100s:
+            self.progress.quota_rate = api.quota_per_100s / api.quota_window_s
 
     def execute(self) -> SyncResult:
         """The steps of a run; a failure at any step applies nothing and is recorded."""
@@ -199,13 +203,13 @@ class _Run:
             self.progress,
             self._notify,
             self.result.warnings,
+            self.result.listings,
+            self.settings.api.page_size,
         )
 
-    def _list_customers(
-        self, client: ZeroTouchClient
-    ) -> tuple[list[tuple[int, str | None]], list[str]]:
-        """Stage ``customers.list``; return the (company, Workspace id) pairs to list, and the
-        configured Workspace ids that belong to no listed customer."""
+    def _list_customers(self, client: ZeroTouchClient) -> tuple[list[int], list[str]]:
+        """Stage ``customers.list``; return the companies to list and the Workspace accounts to
+        list (the listed customers' own, then the configured ones)."""
         self._notify(Phase.CUSTOMERS)
         for page in client.iter_customer_pages():
             self.collector.customer_page(page)
@@ -213,49 +217,37 @@ class _Run:
                 raise CancelledError("cancelled")
         workspaces = self.collector.customers_done()
         self.result.customers_seen = len(workspaces)
-        chosen = list(workspaces)
+        companies = list(workspaces)
         if self.subset:
             for missing in (c for c in self.subset if c not in workspaces):
                 self.collector.warn(f"customer {missing} is not in customers.list; listed anyway")
-            chosen = list(self.subset)
-        owners = [(c, workspaces.get(c)) for c in chosen]
-        # Chrome OS devices may be claimed for a Workspace account that is no zero-touch
-        # customer of the reseller: sync.google_workspace_customer_ids names those.
-        own = {w for _, w in owners if w}
-        extra = [w for w in self.settings.sync.google_workspace_customer_ids if w not in own]
-        return owners, extra
+            companies = list(self.subset)
+        # Chrome OS devices may be claimed for a customer's Workspace account alone, or for one
+        # that is no zero-touch customer of the reseller (sync.google_workspace_customer_ids).
+        spaces = [w for c in companies if (w := workspaces.get(c))]
+        spaces += self.settings.sync.google_workspace_customer_ids
+        return companies, list(dict.fromkeys(spaces))
 
-    def _plan(self, owners: list[tuple[int, str | None]], extra: list[str]) -> list[Task]:
+    def _plan(self, companies: list[int], workspaces: list[str]) -> list[Task]:
         """The listings (from the plan) and identifier lookups of the run, as fetch tasks."""
-        sections = self.settings.sync.section_types
+        sections, api = self.settings.sync.section_types, self.settings.api
         with self.writer.begin():  # what the snapshot holds plans the listings
             by_company, by_workspace = snapshot.devices_per_owner(self.writer, sections)
         planned = plan_listings(
-            owners,
-            extra,
+            companies,
+            workspaces,
             sections,
-            concurrency=self.settings.api.concurrency,
+            concurrency=api.concurrency,
+            max_ids=api.max_ids_per_request,
             by_company=by_company,
             by_workspace=by_workspace,
         )
-        limit = max(1, self.settings.api.page_size)
         tasks = [
-            Task(
-                ListingResult(
-                    listing_id=number,
-                    kind=ListingKind.FIND_BY_OWNER,
-                    section_type=p.section_type,
-                    company_ids=p.company_ids,
-                    google_workspace_customer_ids=p.google_workspace_customer_ids,
-                ),
-                # a listing of owners the snapshot does not know is started early, to learn
-                expected_pages=math.ceil(p.expected_devices / limit)
-                if p.expected_devices
-                else math.inf,
+            self.collector.listing_task(
+                p.section_type, p.company_ids, p.google_workspace_customer_ids, p.expected_devices
             )
-            for number, p in enumerate(planned, start=1)
+            for p in planned
         ]
-        self.result.listings = [t.listing for t in tasks]
         if self.identifiers:
             lookup = ListingResult(
                 listing_id=staging.IDENTIFIER_LISTING,
@@ -267,7 +259,7 @@ class _Run:
             self.result.listings.append(lookup)
             # one identifier is one short lookup: they fill the slots the listings leave
             tasks += [Task(lookup, ident, line, 1.0) for line, ident in self.identifiers]
-        self.progress.listings_total = len(planned)
+            self.collector.lookups_planned = len(self.identifiers)
         return tasks
 
     def _fetch(self, client: ZeroTouchClient, tasks: list[Task]) -> None:
@@ -280,7 +272,7 @@ class _Run:
 
     def _collect(self, client: ZeroTouchClient, tasks: list[Task]) -> None:
         collector = self.collector
-        fetched = fetch_pages(
+        fetcher = PageFetcher(
             tasks,
             lambda task: _open_pages(client, task, self.settings.api.page_size),
             expected_pages=lambda task: task.expected_pages,
@@ -288,12 +280,13 @@ class _Run:
             page_size=self.settings.api.page_size,
             halt=self.halt,
         )
+        fetched = iter(fetcher)
         with closing(fetched):
             for item in fetched:
                 if item.page is not None:
                     collector.page(item.task, item.page)
                 elif item.error is not None:
-                    collector.failed(item.task, item.error)
+                    fetcher.add(collector.failed(item.task, item.error))
                 else:
                     collector.done(item.task)
 
@@ -380,8 +373,12 @@ class _Run:
             )
 
     def _fail(self, failure: InventoryError | None, message: str) -> None:
-        log.debug("sync failed: %s", message)
-        self.result.status = RunStatus.FAILED
+        if isinstance(failure, CancelledError):
+            log.warning("sync cancelled: nothing was applied")
+            self.result.status = RunStatus.CANCELLED
+        else:
+            log.debug("sync failed: %s", message)
+            self.result.status = RunStatus.FAILED
         self.result.error = message
         self.result.failure = failure
         self.result.finished_at = datetime.now(UTC)
@@ -396,15 +393,22 @@ class _Run:
     def _collect_counters(self) -> None:
         self.result.api_requests = self.counters.requests
         self.result.retries = self.counters.retries
-        self.result.unknown_fields = dict(self.collector.unknown)
+        collector = getattr(self, "collector", None)  # none when the run failed to open
+        self.result.unknown_fields = dict(collector.unknown) if collector else {}
 
     def _notify(self, phase: Phase | None = None) -> None:
+        progress = self.progress
+        progress.api_requests = self.counters.requests
+        progress.retries = self.counters.retries
         if phase is not None:
-            self.progress.phase = phase
-        self.progress.api_requests = self.counters.requests
-        self.progress.retries = self.counters.retries
+            progress.enter(phase)
+        now = time.monotonic()
+        due = phase is not None or now - self._recorded >= PROGRESS_RECORD_S
+        if self.run_id and due and progress.phase != Phase.DONE:
+            self._recorded = now  # status, from another process, reads it
+            runs.record_progress(self.writer, self.run_id, progress.to_dict(now))
         if self.on_progress is not None:
-            self.on_progress(self.progress)
+            self.on_progress(progress)
 
 
 def _open_pages(client: ZeroTouchClient, task: Task, limit: int) -> Iterator[Page]:
