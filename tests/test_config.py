@@ -326,6 +326,7 @@ BOUNDS = [
     ("api", "quota_window_s", 0.0, 86_400.0, "a number greater than 0 and at most 86400"),
     ("api", "timeout_s", 0.0, 3_600.0, "a number greater than 0 and at most 3600"),
     ("sync", "max_removed_fraction", 0.0, 1.0, "a number from 0 to 1"),
+    ("sync", "removal_checks", 0, 1_000_000, "an integer from 0 to 1000000"),
     ("schedule", "interval_minutes", 0.0, 525_600.0, "a number greater than 0 and at most 525600"),
 ]
 

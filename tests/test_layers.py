@@ -44,6 +44,7 @@ ALLOWED: dict[str, set[str]] = {
         "errors",
         "models",
         "store.runs",
+        "sync.fetch",
         "sync.progress",
         "sync.staging",
         "transform",

@@ -282,6 +282,21 @@ def test_odd_values_are_stored_with_a_warning(emu: Emulator, engine: Engine, db_
 # --- identifiers and duplicates -----------------------------------------------------------------
 
 
+class Gone(httpx.BaseTransport):
+    """Answers ``devices.get`` of one device with 404, as the API does for a device it does not
+    know; everything else goes to ``inner``."""
+
+    def __init__(self, inner: httpx.BaseTransport, device_id: int) -> None:
+        self.inner, self.path, self.asked = inner, f"/devices/{device_id}", 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith(self.path):
+            self.asked += 1
+            body = {"error": {"code": 404, "message": "Not found.", "status": "NOT_FOUND"}}
+            return httpx.Response(404, json=body, request=request)
+        return self.inner.handle_request(request)
+
+
 def test_identifiers_that_change_between_runs(emu: Emulator, engine: Engine, db_url: str) -> None:
     assert run(emu, db_url).ok
     ids = sorted(expected_devices(emu))
@@ -298,9 +313,12 @@ def test_identifiers_that_change_between_runs(emu: Emulator, engine: Engine, db_
             device["name"] = device["name"].rsplit("/", 1)[0] + f"/{new_id}"
         return device
 
-    result = run(emu, db_url, Tamper(emu.transport(), each_device(change)))
+    # devices.get knows the re-registered phone by its new id only, as the listings do
+    tampered = Gone(Tamper(emu.transport(), each_device(change)), reregistered)
+    result = run(emu, db_url, tampered)
     assert result.ok, result.error
     assert (result.devices_changed, result.devices_added, result.devices_removed) == (1, 1, 1)
+    assert tampered.asked == 1  # its removal was checked
     row = _rows(engine, "SELECT imei, serial_number FROM devices WHERE device_id = :d", d=renamed)
     assert row == [{"imei": "359881234567890", "serial_number": "NEW-SERIAL-1"}]
     versions = _scalar(

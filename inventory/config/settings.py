@@ -90,6 +90,7 @@ class SyncSettings:
     google_workspace_customer_ids: tuple[str, ...] = setting((), parse=parsers.workspace_ids)
     identifiers_file: str = setting("", parse=parsers.string, resolve=parsers.file_path)
     max_removed_fraction: float = setting(0.2, parse=parsers.number(0, 1))
+    removal_checks: int = setting(2000, parse=parsers.integer(0, 1_000_000))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from inventory.errors import ApiError, AuthError, CancelledError, ListingError
 from inventory.models import IdentifierLookup
 from inventory.store.runs import ListingKind, ListingResult
 from inventory.sync import staging
+from inventory.sync.fetch import PageFetcher
 from inventory.sync.progress import Progress
 from inventory.transform import (
     BadRecordError,
@@ -92,6 +94,14 @@ class Collector:
     # what each listing is expected to return: the snapshot's count, then its totalSize
     _expected: dict[int, int] = field(default_factory=dict)
     lookups_planned: int = 0  # identifier lookups to make: one request each
+    concurrency: int = 1  # request slots of the removal checks
+    unchecked: int = 0  # removal checks that failed: those devices stay as they were
+    # what the removal checks found, as a listing of its own (not recorded with the run's)
+    _checks: ListingResult = field(
+        default_factory=lambda: ListingResult(
+            staging.CHECK_LISTING, ListingKind.FIND_BY_OWNER, None, [], [], complete=True
+        )
+    )
 
     def warn(self, message: str) -> None:
         """Keep and log a warning of the run."""
@@ -271,6 +281,54 @@ class Collector:
                 x.section_type, companies[len(companies) // 2 :], spaces[len(spaces) // 2 :]
             ),
         ]
+
+    def check_removals(
+        self,
+        device_ids: list[int],
+        fetch_one: Callable[[int], Iterator[Page]],
+        sections: Sequence[str],
+        halt: Callable[[], bool],
+    ) -> list[int]:
+        """Ask the API for each of these devices (``devices.get``): one still claimed in a
+        synced section was skipped by its listing, and is staged as the API has it; one gone,
+        or claimed no more, is removed. A check that fails leaves its device as it was.
+
+        Returns:
+            the devices found still registered, and those whose check failed: no removal.
+        """
+        if not device_ids:
+            return []
+        fetcher = PageFetcher(
+            device_ids,
+            fetch_one,
+            expected_pages=lambda _: 1.0,
+            concurrency=self.concurrency,
+            page_size=1,
+            halt=halt,
+        )
+        self.progress.requests_expected += len(device_ids)
+        kept: list[int] = []
+        checks = iter(fetcher)
+        with closing(checks):
+            for item in checks:
+                if item.error is not None:
+                    self.unchecked += 1
+                    kept.append(item.task)
+                    self.warn(f"device {item.task}: its removal check failed: {item.error}")
+                elif item.page is not None and item.page.items:
+                    device = item.page.items[0]
+                    claims = device.get("claims") or []
+                    if isinstance(claims, list) and any(
+                        isinstance(c, dict) and c.get("sectionType") in sections for c in claims
+                    ):
+                        kept.append(item.task)
+                        self.warn(
+                            f"device {item.task} is still registered but no listing returned "
+                            "it (its listing moved under its page tokens); kept"
+                        )
+                        self.page(Task(self._checks), item.page)
+                self.notify()
+        return kept
 
     def _record_lookup(self, task: Task, error: str | None) -> None:
         found = self._found.pop(task.line, _Found())

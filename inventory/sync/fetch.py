@@ -65,8 +65,8 @@ def short_gil_slices() -> Iterator[None]:
 class Halt:
     """A run's stop flag: true once set, or once ``external`` (SIGINT/SIGTERM) says so.
 
-    The fetching sets it when it ends, however it ends, so that retry loops still running on
-    other threads stop too; the API sender polls it before every attempt.
+    The API sender polls it before every attempt and the fetching while it waits; the run sets
+    it when it ends, however it ends, so that retry loops still running on other threads stop.
     """
 
     def __init__(self, external: Callable[[], bool] | None = None) -> None:
@@ -162,7 +162,7 @@ class Chains(Generic[T]):
                 self._unfinished += 1
             self._cond.notify_all()
 
-    def take(self, halt: Halt) -> _Chain[T] | None:
+    def take(self, halt: Callable[[], bool]) -> _Chain[T] | None:
         """The chain with the most pages left; None when every chain has ended."""
         with self._cond:
             while not self._ready and not self._fresh:
@@ -222,7 +222,8 @@ class PageFetcher(Generic[T]):
         expected_pages: how many pages a task is expected to have (``math.inf``: unknown).
         concurrency: request slots, one thread each.
         page_size: items per page (to count a chain's pages left from ``totalSize``).
-        halt: polled while waiting; set when the fetching ends, however it ends.
+        halt: the run's stop flag, polled while waiting (the fetching stops its own threads
+            when it ends, however it ends, without setting it).
     """
 
     def __init__(
@@ -233,7 +234,7 @@ class PageFetcher(Generic[T]):
         expected_pages: Callable[[T], float],
         concurrency: int,
         page_size: int,
-        halt: Halt,
+        halt: Callable[[], bool],
     ) -> None:
         self._chains = Chains(tasks, open_pages, expected_pages, page_size)
         self._expected = expected_pages
@@ -241,6 +242,7 @@ class PageFetcher(Generic[T]):
         self._inbox: queue.Queue[Fetched[T]] = queue.Queue(self._workers * QUEUE_PAGES_PER_WORKER)
         self._remaining = len(tasks)
         self._halt = halt
+        self._ended = threading.Event()  # the iteration ended: the threads stop too
 
     def add(self, tasks: Sequence[T]) -> None:
         """Fetch these tasks too (from the consumer's thread, while iterating)."""
@@ -270,12 +272,15 @@ class PageFetcher(Generic[T]):
                     self._remaining -= 1
                 yield item
         finally:
-            self._halt.set()
+            self._ended.set()
             for thread in threads:
                 thread.join(timeout=JOIN_S)
 
+    def _stopping(self) -> bool:
+        return self._ended.is_set() or self._halt()
+
     def _put(self, item: Fetched[T]) -> bool:
-        while not self._halt():
+        while not self._stopping():
             try:
                 self._inbox.put(item, timeout=0.1)
                 return True
@@ -285,8 +290,8 @@ class PageFetcher(Generic[T]):
 
     def _work(self) -> None:
         chains, put = self._chains, self._put
-        while not self._halt():
-            chain = chains.take(self._halt)
+        while not self._stopping():
+            chain = chains.take(self._stopping)
             if chain is None:
                 return
             try:
@@ -311,7 +316,7 @@ def fetch_pages(
     expected_pages: Callable[[T], float],
     concurrency: int,
     page_size: int,
-    halt: Halt,
+    halt: Callable[[], bool],
 ) -> Generator[Fetched[T], None, None]:
     """Every page of every task as it arrives, then each task's end or failure: a
     :class:`PageFetcher` for a fixed list of tasks. See there for the arguments.

@@ -34,6 +34,7 @@ from inventory.models import (
 from inventory.sync.staging import DEVICE_CONTENT, DEVICE_KEY, REMOVAL_LISTING, shared_columns
 
 ACCEPTED = "('added', 'changed', 'reappeared')"
+_IDS_PER_STATEMENT = 500  # bound parameters per statement (well under SQLite's limit)
 UPDATED = "('changed', 'reappeared')"
 _ADDED_IDS = "SELECT device_id FROM sync_staging_devices WHERE change = 'added'"
 _UPDATED_IDS = f"SELECT device_id FROM sync_staging_devices WHERE change IN {UPDATED}"
@@ -142,6 +143,43 @@ def stage_removals(
         """,
         {"sections": list(sections)},
     )
+
+
+def removal_candidates(conn: Connection, sections: Sequence[str]) -> list[int]:
+    """Devices staged as removed that a complete listing should have returned: those with a
+    claim (in the synced sections) naming an owner that a complete listing asked about.
+
+    With page tokens that are offsets, such a listing can skip a device that is still there
+    (see ``inventory.sync.collect``): these are the removals to check before applying them.
+    Devices whose owners left ``customers.list`` are not among them: no listing was asked.
+    """
+    rows = _execute(
+        conn,
+        f"""
+        SELECT s.device_id FROM sync_staging_devices s
+        WHERE s.change = 'removed' AND EXISTS (
+            SELECT 1 FROM device_claims c
+            WHERE c.device_id = s.device_id AND c.section_type IN :sections
+              AND EXISTS (SELECT 1 FROM sync_staging_coverage v WHERE v.complete AND {_MATCHES}))
+        ORDER BY s.device_id
+        """,
+        {"sections": list(sections)},
+    )
+    return [int(r[0]) for r in rows]
+
+
+def unstage_removals(conn: Connection, device_ids: list[int], *, left: bool) -> None:
+    """Take these devices' staged removals back: ``left`` leaves each as it was (its removal
+    is not confirmed; the run is partial), else the removal row goes (the device was found,
+    and is staged again as the API has it)."""
+    for start in range(0, len(device_ids), _IDS_PER_STATEMENT):
+        ids = device_ids[start : start + _IDS_PER_STATEMENT]
+        action = (
+            "UPDATE sync_staging_devices SET change = 'unconfirmed'"
+            if left
+            else "DELETE FROM sync_staging_devices"
+        )
+        _execute(conn, f"{action} WHERE change = 'removed' AND device_id IN :ids", {"ids": ids})
 
 
 def change_counts(conn: Connection) -> dict[str, int]:

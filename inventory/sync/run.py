@@ -177,10 +177,10 @@ class _Run:
                 sleep=self.sleep,
                 should_stop=self.halt,
             ) as client:
-                owners, extra_workspaces = self._list_customers(client)
-                tasks = self._plan(owners, extra_workspaces)
+                companies, workspaces = self._list_customers(client)
+                tasks = self._plan(companies, workspaces)
                 self._fetch(client, tasks)
-            self._decide()
+                self._decide(client)
             self._apply()
         except (ApiError, ListingError, MassRemovalError, CancelledError) as exc:
             self._fail(exc, str(exc))
@@ -205,6 +205,7 @@ class _Run:
             self.result.warnings,
             self.result.listings,
             self.settings.api.page_size,
+            concurrency=self.settings.api.concurrency,
         )
 
     def _list_customers(self, client: ZeroTouchClient) -> tuple[list[int], list[str]]:
@@ -290,9 +291,9 @@ class _Run:
                 else:
                     collector.done(item.task)
 
-    def _decide(self) -> None:
-        """Decide what the merge will apply: coverage, incomplete listings, removals, the
-        counts, and the mass-removal guard."""
+    def _decide(self, client: ZeroTouchClient) -> None:
+        """Decide what the merge will apply: coverage, incomplete listings, removals (checked
+        with the API), the counts, and the mass-removal guard."""
         result, writer = self.result, self.writer
         owner_listings = [x for x in result.listings if x.kind == ListingKind.FIND_BY_OWNER]
         staging.stage_coverage(writer, owner_listings)
@@ -317,6 +318,7 @@ class _Run:
             every_customer=not self.subset,
             identifiers_complete=self.collector.identifiers_complete,
         )
+        self._check_removals(client)
         self.counts = merge.change_counts(writer)
         result.devices_added = self.counts.get("added", 0)
         result.devices_changed = self.counts.get("changed", 0)
@@ -330,8 +332,31 @@ class _Run:
                 "the API sent fields this version does not know (kept in raw): %s",
                 ", ".join(f"{k} x{v}" for k, v in sorted(self.collector.unknown.items())),
             )
-        partial = any(not x.complete for x in result.listings)
+        # a removal left unchecked, or whose check failed, leaves its device as it was
+        unchecked = self.counts.get("unconfirmed", 0) + self.collector.unchecked
+        partial = unchecked or any(not x.complete for x in result.listings)
         result.status = RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED
+
+    def _check_removals(self, client: ZeroTouchClient) -> None:
+        """Ask the API for each device a complete listing should have returned but did not,
+        before it is marked removed (up to ``sync.removal_checks`` a run)."""
+        writer, sections = self.writer, self.settings.sync.section_types
+        candidates = merge.removal_candidates(writer, sections)
+        limit = self.settings.sync.removal_checks
+        if not limit:  # the listings are trusted
+            return
+        checked, waiting = candidates[:limit], candidates[limit:]
+        if waiting:
+            merge.unstage_removals(writer, waiting, left=True)
+            self.collector.warn(
+                f"{len(waiting)} devices missing from their listings were not checked "
+                f"(sync.removal_checks = {limit}); they stay as they were until a later run"
+            )
+        found = self.collector.check_removals(
+            checked, lambda device_id: _check_pages(client, device_id), sections, self.halt
+        )
+        merge.unstage_removals(writer, found, left=False)
+        self.collector.stager.flush()
 
     def _apply(self) -> None:
         """Apply the decisions and record the run in one transaction (a dry run previews)."""
@@ -409,6 +434,12 @@ class _Run:
             runs.record_progress(self.writer, self.run_id, progress.to_dict(now))
         if self.on_progress is not None:
             self.on_progress(progress)
+
+
+def _check_pages(client: ZeroTouchClient, device_id: int) -> Iterator[Page]:
+    """One device by id, as a one-page listing (no page: the API does not know it)."""
+    device = client.get_device(device_id)
+    yield Page(number=1, items=[device] if device else [], total_size=None, next_token=None)
 
 
 def _open_pages(client: ZeroTouchClient, task: Task, limit: int) -> Iterator[Page]:

@@ -46,6 +46,7 @@ from inventory.transform import DeviceRows, json_text
 
 IDENTIFIER_LISTING = 0  # the listing number of findByIdentifier results
 REMOVAL_LISTING = -1  # the listing number of devices a run will mark removed
+CHECK_LISTING = -2  # the listing number of devices found by a removal check (devices.get)
 SNAPSHOT_CHUNK = 500  # ids per SQLite lookup query (well under its bound-parameter limit)
 
 
