@@ -225,6 +225,11 @@ def record_run(conn: Connection, result: SyncResult) -> None:
         )
 
 
+def stamp_finished(conn: Connection, run_id: int, finished_at: datetime) -> None:
+    """Set when a run ended, once its commit and cleanup are done (the caller's transaction)."""
+    conn.execute(update(SyncRun).where(SyncRun.run_id == run_id).values(finished_at=finished_at))
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 _RUN_FIELDS = (

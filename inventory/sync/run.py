@@ -163,7 +163,21 @@ class _Run:
                 self.halt.set()
                 if not conn.invalidated:
                     staging.drop(conn)
+        self._finished()
         return self.result
+
+    def _finished(self) -> None:
+        """The run's end is when its work is done, commit and cleanup included: the summary
+        says what the command took, and the run's row says the same (best effort: the
+        snapshot is committed whatever happens here)."""
+        result = self.result
+        result.finished_at = datetime.now(UTC)
+        if self.run_id and result.status in runs.APPLIED:
+            try:
+                with self.engine.begin() as conn:
+                    runs.stamp_finished(conn, self.run_id, result.finished_at)
+            except Exception:  # the run is applied and recorded; only its end time is earlier
+                log.warning("could not record the end time of run %s", self.run_id, exc_info=True)
 
     def _steps(self) -> None:
         self._open()
@@ -361,14 +375,15 @@ class _Run:
     def _apply(self) -> None:
         """Apply the decisions and record the run in one transaction (a dry run previews)."""
         result, lookups, writer = self.result, self.collector.lookups, self.writer
-        result.finished_at = datetime.now(UTC)
         self._collect_counters()
         if result.dry_run:
             result.preview = merge.preview(writer, PREVIEW_ROWS)
             return
+        now = datetime.now(UTC)  # the new snapshot's time: its versions start then
         with writer.begin():
-            merge.apply(writer, self.run_id, result.finished_at, self.counts)
-            merge.apply_lookups(writer, self.run_id, lookups, result.finished_at)
+            merge.apply(writer, self.run_id, now, self.counts)
+            merge.apply_lookups(writer, self.run_id, lookups, now)
+            result.finished_at = datetime.now(UTC)  # restamped once the commit is done
             runs.record_run(writer, result)
         result.identifiers_looked_up = len(lookups)
         result.identifiers_found = sum(1 for x in lookups if x["found"])
