@@ -174,6 +174,17 @@ CASES: dict[str, Case] = {
         "header", WITH_CSV, files={"ids.csv": "order_number,expected_company_id\nSO-1,1\n"}
     ),
     "csv-is-a-directory": Case("is a directory", [*SYNC, "--identifiers", "."]),
+    "reconcile-missing-file": Case("nope.csv", ["reconcile", "--config", "zt.toml", "nope.csv"]),
+    "reconcile-no-header": Case(
+        "header",
+        ["reconcile", "--config", "zt.toml", "ids.csv"],
+        files={"ids.csv": "490154203237518\n"},
+    ),
+    "reconcile-format-unknown": Case(
+        "--format",
+        ["reconcile", "--config", "zt.toml", "--format", "xml", "ids.csv"],
+        files={"ids.csv": "imei\n490154203237518\n"},
+    ),
 }
 
 
