@@ -38,9 +38,30 @@ RECIPES = (
     Recipe(
         "not_registered",
         "Devices we shipped (identifiers file) that are not registered",
-        "SELECT line_number, imei, serial_number\nFROM identifier_lookups\n"
-        "WHERE run_id = (SELECT MAX(run_id) FROM identifier_lookups) AND NOT found\n"
-        "ORDER BY line_number",
+        "SELECT line_number, imei, serial_number, order_number, expected_company_id\n"
+        "FROM v_reconciliation\nWHERE state = 'not_registered'\nORDER BY line_number",
+        "The newest run that looked identifiers up: a sync with an identifiers file, or a "
+        "reconcile.",
+    ),
+    Recipe(
+        "shipment_problems",
+        "Shipped devices not registered to the customer they were shipped to",
+        "SELECT line_number, imei, serial_number, order_number, expected_company_id,\n"
+        "       company_id, company_name, state, error\n"
+        "FROM v_reconciliation\nWHERE state <> 'ok'\nORDER BY line_number",
+        "state: wrong_customer, unclaimed (no zero-touch owner), not_registered or error.",
+    ),
+    Recipe(
+        "order_devices_not_in_file",
+        "Devices of a shipped order that the identifiers file does not name",
+        "SELECT m.value AS order_number, v.device_id, v.imei, v.serial_number, v.company_name\n"
+        "FROM device_metadata m JOIN v_devices v ON v.device_id = m.device_id\n"
+        "WHERE m.key = 'ordernumber'\n"
+        "  AND m.value IN (SELECT order_number FROM v_reconciliation)\n"
+        "  AND m.device_id NOT IN (SELECT device_id FROM v_reconciliation\n"
+        "                          WHERE device_id IS NOT NULL)\n"
+        "ORDER BY order_number, v.device_id",
+        "A device's order is its ordernumber metadata; reconcile lists these as not_in_file.",
     ),
     Recipe(
         "changed_since_yesterday",
@@ -142,6 +163,31 @@ TABLES: dict[str, dict[str, Any]] = {
             "version_id": "The new version's row in device_versions.",
         },
     },
+    "v_reconciliation": {
+        "title": "Reconciliation of the identifiers file",
+        "description": "One row per row of the identifiers CSV in the newest run that looked "
+        "identifiers up (a sync with sync.identifiers_file, or zt-inventory reconcile), and "
+        "whether it is registered to the customer it was shipped to.",
+        "facets": ["state", "order_number", "company_name"],
+        "sort": "line_number",
+        "columns": {
+            # the identifiers CSV's columns: no second SIM slot
+            **{k: v for k, v in _IDENTIFIERS.items() if k not in ("imei2", "meid2")},
+            "run_id": "The run that looked the rows up (sync_runs).",
+            "line_number": "The row's line in the CSV (the header is line 1).",
+            "order_number": "The order the file says the device was shipped in.",
+            "expected_company_id": "The customer the file says the device was shipped to.",
+            "device_id": "The device findByIdentifier found (the first, if several).",
+            "company_id": "Its zero-touch owner as findByIdentifier reported it when the row "
+            "was looked up (not the snapshot's: a device registered since the last sync has "
+            "one too).",
+            "company_name": "That customer's name.",
+            "state": "ok, wrong_customer, unclaimed (no zero-touch owner), not_registered, "
+            "or error (a malformed row, or one the API refused: see error).",
+            "matches": "How many devices matched the row.",
+            "error": "Why the row was not looked up, or what the API said.",
+        },
+    },
     "customers": {
         "title": "Customers",
         "description": "One row per company from customers.list; removed_at is set once it "
@@ -178,9 +224,15 @@ TABLES: dict[str, dict[str, Any]] = {
     },
     "identifier_lookups": {
         "title": "Identifier lookups",
-        "description": "One row per identifier of the identifiers file per run, and whether "
-        "findByIdentifier found it.",
+        "description": "One row per row of the identifiers file per run, and what "
+        "findByIdentifier found; v_reconciliation reads the newest run's.",
         "facets": ["run_id", "found"],
+        "columns": {
+            "owner_company_id": "The zero-touch owner findByIdentifier reported.",
+            "google_workspace_customer_id": "The Workspace account of a zero-touch claim "
+            "that names no company.",
+            "error": "Why the row was not looked up (malformed), or what the API said.",
+        },
     },
     "sync_runs": {
         "title": "Sync runs",
@@ -220,7 +272,7 @@ def datasette_metadata(database: str) -> dict[str, Any]:
     return {
         "title": "zt-inventory",
         "description": "A SQL copy of a zero-touch reseller's device inventory. Start with "
-        "v_devices, v_customer_device_counts and v_device_changes; the queries below answer "
-        "the usual questions.",
+        "v_devices, v_customer_device_counts, v_device_changes and v_reconciliation; the "
+        "queries below answer the usual questions.",
         "databases": {database: {"tables": tables, "queries": queries}},
     }

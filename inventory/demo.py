@@ -33,7 +33,7 @@ from inventory.sync import SyncResult, run_sync
 
 DEMO_URL = "sqlite:///zt-demo.db"
 DEMO_PARTNER_ID = 1234567
-UNKNOWN_IMEIS = ("990000862471854", "353918059998881", "356938035643809")
+UNKNOWN_IMEIS = ("990000862471853", "353918059998886", "356938035643809")  # Luhn-valid
 
 
 @dataclass

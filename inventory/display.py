@@ -137,6 +137,8 @@ def summary_table(result: SyncResult) -> Table:
     if result.identifiers_looked_up:
         found = f"{result.identifiers_found}/{result.identifiers_looked_up}"
         rows.append(("identifiers found", found))
+    elif any(x.kind == "find_by_identifier" for x in result.listings):
+        rows.append(("identifiers found", "0 identifiers"))
     if result.unknown_fields:
         rows.append(("unknown API fields", ", ".join(sorted(result.unknown_fields))))
     if result.warnings:

@@ -2,9 +2,10 @@
 
 The public tables (``customers``, ``devices``, ``device_claims``, ``device_metadata``,
 ``device_versions``, ``identifier_lookups``, ``sync_runs``, ``sync_listings``) and the views
-(``v_devices``, ``v_customer_device_counts``, ``v_device_changes``) are the product's
-interface: users' SQL and dashboards depend on their names. Their schema is created by Alembic
-migrations (``migrations/``); a test checks that these models and the migrations agree.
+(``v_devices``, ``v_customer_device_counts``, ``v_device_changes``, ``v_reconciliation``) are
+the product's interface: users' SQL and dashboards depend on their names. Their schema is
+created by Alembic migrations (``migrations/``); a test checks that these models and the
+migrations agree.
 
 The ``sync_staging_*`` tables belong to the collector: a run creates them as TEMPORARY tables
 on its own writer connection (see ``inventory.sync.staging``), pages stream into them, and one
@@ -29,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -190,6 +192,17 @@ class DeviceMetadata(MetadataFields, Base):
     """One metadata entry of a current device."""
 
     __tablename__ = "device_metadata"
+    __table_args__ = (
+        # an order's devices (``zt-inventory reconcile``: devices of an order the file missed);
+        # partial, and a hash index on PostgreSQL, where a B-tree refuses values over 2.7 kB
+        Index(
+            "ix_device_metadata_ordernumber",
+            "value",
+            sqlite_where=text("key = 'ordernumber'"),
+            postgresql_where=text("key = 'ordernumber'"),
+            postgresql_using="hash",
+        ),
+    )
 
     device_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("devices.device_id"), primary_key=True, autoincrement=False
@@ -268,7 +281,11 @@ class DeviceVersion(Base):
 
 
 class IdentifierLookup(Base):
-    """One identifier from ``sync.identifiers_file`` per run, and what findByIdentifier found."""
+    """One row of an identifiers CSV per run (``sync.identifiers_file`` or ``zt-inventory
+    reconcile``), and what findByIdentifier found: the first matching device and its zero-touch
+    owner as the API reported it (``owner_company_id``, or ``google_workspace_customer_id`` for
+    a claim that names only a Workspace account; both NULL: no zero-touch claim). A row the
+    file got wrong has ``error`` set and was not looked up. ``v_reconciliation`` reads these."""
 
     __tablename__ = "identifier_lookups"
 
@@ -287,6 +304,11 @@ class IdentifierLookup(Base):
     matches: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     looked_up_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # revision 0007: what the file expects, and the owner the lookup found
+    expected_company_id: Mapped[int | None] = mapped_column(BigInteger)
+    order_number: Mapped[str | None] = mapped_column(Text)
+    owner_company_id: Mapped[int | None] = mapped_column(BigInteger)
+    google_workspace_customer_id: Mapped[str | None] = mapped_column(Text)
 
 
 # --- private staging tables of a run: TEMPORARY, on the run's writer connection only ---------

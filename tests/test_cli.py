@@ -489,7 +489,7 @@ def test_sync_one_customer_and_identifiers(
     device = next(d for d in emu.iter_devices() if d["deviceIdentifier"].get("imei"))
     customer = int(next(emu.iter_customers())["companyId"])
     ident = tmp_path / "shipped.csv"
-    ident.write_text(f"imei\n{device['deviceIdentifier']['imei']}\n990000862471854\n")
+    ident.write_text(f"imei\n{device['deviceIdentifier']['imei']}\n990000862471853\n")
     result = run("sync", "--json", "--customer", str(customer), "--identifiers", str(ident))
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "store.lock": {"store.engine", "errors", "redact"},
     "store.runs": {"models", "errors"},
     "store.snapshot": {"models"},
+    "store.reconciliation": {"models", "transform"},
     "store": {"store"},
     "db": {"models", "store", "errors", "redact"},
     # one sync run
@@ -58,6 +59,20 @@ ALLOWED: dict[str, set[str]] = {
         "identifiers",
         "store",
         "sync",
+        "transform",
+    },
+    # a reconcile run: identifier lookups only, on the sync's client stack and fetching
+    "sync.reconcile": {
+        "api",
+        "auth",
+        "config",
+        "db",
+        "errors",
+        "identifiers",
+        "store",
+        "sync.collect",
+        "sync.fetch",
+        "sync.merge",
         "transform",
     },
     "sync": {"sync", "store.runs"},

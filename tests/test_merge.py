@@ -283,10 +283,14 @@ def test_a_first_apply_writes_each_device_its_claims_metadata_and_first_version(
     lookups = [
         {"imei": "359881030000501", "meid": None, "serial_number": None, "manufacturer": None,
          "model": None, "device_type": None, "chrome_os_attested_device_id": None,
-         "line_number": 2, "found": True, "device_id": 501, "matches": 1, "error": None},
-        {"imei": "990000862471854", "meid": None, "serial_number": None, "manufacturer": None,
+         "line_number": 2, "found": True, "device_id": 501, "matches": 1, "error": None,
+         "expected_company_id": ACME, "order_number": "SO-1", "owner_company_id": ACME,
+         "google_workspace_customer_id": None},
+        {"imei": "990000862471855", "meid": None, "serial_number": None, "manufacturer": None,
          "model": None, "device_type": None, "chrome_os_attested_device_id": None,
-         "line_number": 3, "found": False, "device_id": None, "matches": 0, "error": None},
+         "line_number": 3, "found": False, "device_id": None, "matches": 0, "error": None,
+         "expected_company_id": None, "order_number": None, "owner_company_id": None,
+         "google_workspace_customer_id": None},
     ]  # fmt: skip
     counts = merge_run(
         engine, T1, [acme(PHONE, CHROMEBOOK), globex(TABLET)], CUSTOMERS, lookups=lookups

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,9 +29,10 @@ from inventory.emulator import Emulator, generate_fleet
 from inventory.models import Base, DeviceVersion, SyncRun
 from inventory.sqlout import MAX_SAFE_INTEGER
 from inventory.store import make_engine
+from inventory.sync.reconcile import run_reconcile
 from tests.syncutil import settings_for, sync
 
-VIEWS = ("v_devices", "v_customer_device_counts", "v_device_changes")
+VIEWS = ("v_devices", "v_customer_device_counts", "v_device_changes", "v_reconciliation")
 # columns people filter on, per view (Datasette's ?column=value binds the value as text)
 KEY_COLUMNS = {
     "v_devices": (
@@ -41,10 +43,15 @@ KEY_COLUMNS = {
     "v_device_changes": (
         "run_id", "device_id", "change", "previous_company_id", "company_id", "version_id",
     ),
+    "v_reconciliation": (
+        "run_id", "line_number", "imei", "order_number", "expected_company_id", "device_id",
+        "company_id", "company_name", "state",
+    ),
 }  # fmt: skip
 # computed view columns: a CAST gives them their type (declared from SQLite 3.41 on)
 COMPUTED = {("v_devices", "company_id"), ("v_devices", "metadata")}
 COMPUTED |= {("v_customer_device_counts", "devices"), ("v_device_changes", "change")}
+COMPUTED |= {("v_reconciliation", "company_id"), ("v_reconciliation", "state")}
 PUBLIC = Base.metadata.sorted_tables
 
 
@@ -53,7 +60,8 @@ def run(*args: str) -> Any:
 
 
 def two_runs(url: str) -> tuple[Emulator, Any]:
-    """A fleet synced twice into ``url``, a week of business in between."""
+    """A fleet synced twice into ``url``, a week of business in between, then a shipment
+    reconciled."""
     fleet = generate_fleet(devices=400, customers=8, seed=11, partner_id=1234567)
     emu = Emulator(fleet, auth="anonymous")
     engine = make_engine(url)
@@ -63,7 +71,24 @@ def two_runs(url: str) -> tuple[Emulator, Any]:
     assert sync(emu, settings).status == "succeeded"
     changes = mutate(emu, random.Random(5))
     assert sync(emu, settings).status == "succeeded"
+    _reconcile(emu, settings)
     return emu, changes
+
+
+def _reconcile(emu: Emulator, settings: Any) -> None:
+    """A shipment of a few registered devices, one to the wrong customer, one unregistered."""
+    devices = [d for d in emu.iter_devices() if d["deviceIdentifier"].get("imei")][:6]
+    owners = [next((c.get("ownerCompanyId", "") for c in d.get("claims", [])), "") for d in devices]
+    lines = ["imei,expected_company_id,order_number"]
+    for n, (d, owner) in enumerate(zip(devices, owners, strict=True)):
+        expected = owners[0] if n == 1 else owner
+        lines.append(f"{d['deviceIdentifier']['imei']},{expected},SO-{n % 2}")
+    lines.append("490154203237518,,SO-1")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "shipped.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        found = run_reconcile(settings, path, transport=emu.transport())
+    assert found.result.status == "succeeded"
 
 
 @pytest.fixture
@@ -155,7 +180,7 @@ def test_json_none_is_sql_null(synced: tuple[Engine, Emulator, Any]) -> None:
             text("SELECT COUNT(*) FROM sync_runs WHERE unknown_fields IS NULL AND warnings IS NULL")
         ).scalar_one()
     assert nulls == without
-    assert runs == 2
+    assert runs == 3  # two syncs and a reconcile
 
 
 def test_json_columns_are_jsonb_on_postgresql(postgres_url: str) -> None:
@@ -291,7 +316,7 @@ ORDER = {
     "device_metadata": "device_id, {text}", "device_versions": "version_id",
     "identifier_lookups": "lookup_id", "sync_runs": "run_id", "sync_listings": "listing_id",
     "v_devices": "device_id", "v_customer_device_counts": "company_id",
-    "v_device_changes": "version_id",
+    "v_device_changes": "version_id", "v_reconciliation": "line_number",
 }  # fmt: skip
 TEXT_KEY = {"device_claims": "section_type", "device_metadata": "key"}
 

@@ -99,6 +99,18 @@ def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def format_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--format table|csv|json`` (default table), passed as ``fmt``."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "csv", "json"]),
+        default="table",
+        show_default=True,
+        help=help_text,
+    )
+
+
 class Failure(click.ClickException):
     """One or more ``Error: …`` lines on stderr, then exit 1 (the run or the database failed),
     or another exit code of SPEC's."""

@@ -152,14 +152,9 @@ def _check_freshness(ctx: click.Context, url: str, max_age: str, as_json: bool) 
 @main.command()
 @common_options
 @click.argument("statement")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format. On a terminal, table shows the first rows and says how many more "
-    "there are; csv and json always print every row.",
+@app.format_option(
+    "Output format. On a terminal, table shows the first rows and says how many more "
+    "there are; csv and json always print every row."
 )
 @click.pass_context
 def sql(ctx: click.Context, statement: str, fmt: str) -> None:

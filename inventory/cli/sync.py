@@ -25,6 +25,7 @@ from rich.progress import Progress as RichProgress
 from inventory.cli import app
 from inventory.cli.app import Failure, common_options, main
 from inventory.display import PlainProgress, pace_text, summary_table
+from inventory.identifiers import COLUMNS
 from inventory.signals import on_signals
 
 CANCELLED_EXIT = 130  # SPEC: cancelled by SIGINT (128 + 2, as shells report it)
@@ -112,7 +113,9 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     "--identifiers",
     type=click.Path(dir_okay=False),
     metavar="PATH",
-    help="CSV of identifiers to look up with findByIdentifier (default: sync.identifiers_file).",
+    help="CSV of identifiers to look up with findByIdentifier (default: sync.identifiers_file): "
+    f"a header row naming any of {', '.join(COLUMNS)}, then one device a row. A malformed row "
+    "is reported with its line, stored with its error and skipped (the run is partial).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @click.pass_context
@@ -162,6 +165,13 @@ def sync(
         return
     if result.status == "partial":
         incomplete = [x for x in result.listings if not x.complete]
+        if all(x.kind == "find_by_identifier" for x in incomplete):
+            raise Failure(
+                [
+                    f"the run was partial: {incomplete[0].error} in the identifiers file, "
+                    "skipped (see the warnings and identifier_lookups.error); the rest was synced"
+                ]
+            )
         raise Failure(
             [
                 f"the run was partial: {len(incomplete)} of {len(result.listings)} listings did "
@@ -186,3 +196,5 @@ def _print_plain_summary(result: SyncResult) -> None:
         click.echo(
             f"  identifiers: {result.identifiers_found} of {result.identifiers_looked_up} found"
         )
+    elif any(x.kind == "find_by_identifier" for x in result.listings):
+        click.echo("  identifiers: 0 identifiers in the file")

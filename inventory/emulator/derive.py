@@ -1,4 +1,5 @@
-"""Device content derived from one 64-bit hash per device: vacation mode, services, metadata.
+"""Device content derived from one 64-bit hash per device: vacation mode, services, metadata,
+the order it was shipped in.
 
 A generated device stores none of these; ``store.FleetStore`` passes the device's hash and gets
 the same values every time, so a fleet of millions stays compact and reproducible.
@@ -54,3 +55,16 @@ def metadata(h: int) -> dict[str, str]:
         else:
             out[key] = rng.choice(METADATA_VALUES)
     return out
+
+
+ORDER_KEY = "ordernumber"  # the metadata key Google's docs suggest for a device's order
+ORDER_SHARE = 400  # of 1024: about 39% of a customer's zero-touch devices carry their order
+ORDERS_PER_CUSTOMER = 3
+
+
+def order_number(h: int, customer: int) -> str | None:
+    """Return the order a device of customer number ``customer`` was shipped in (its
+    ``ordernumber`` metadata), or None for a device registered without one."""
+    if (h >> 10) & 1023 >= ORDER_SHARE:
+        return None
+    return f"SO-{customer + 1:05d}-{1 + (h >> 60) % ORDERS_PER_CUSTOMER}"

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from inventory.emulator.codec import IdentifierCodec, mix64
-from inventory.emulator.derive import android_zt_claim, metadata
+from inventory.emulator.derive import ORDER_KEY, android_zt_claim, metadata, order_number
 from inventory.emulator.index import OwnerIndex, claim_keys
 from inventory.emulator.names import CDMA, CHROME, MODELS, PHONE, WIFI
 from inventory.emulator.records import (
@@ -263,11 +263,20 @@ class FleetStore:
         return android_zt_claim(self._hash(i), company_id)
 
     def metadata(self, i: int) -> dict[str, str]:
-        """Return device ``i``'s metadata entries (often none; sometimes dozens, long, unicode)."""
+        """Return device ``i``'s metadata entries (often none; sometimes dozens, long, unicode;
+        a generated device of a zero-touch customer often has its ``ordernumber``)."""
         over = self._meta_over.get(i)
         if over is not None:
             return dict(over)
-        return metadata(self._hash(i)) if i < self._n_base else {}
+        if i >= self._n_base:
+            return {}
+        h = self._hash(i)
+        out = metadata(h)
+        z = self._zt[i]
+        order = order_number(h, z) if z >= 0 else None
+        if order is not None:
+            out[ORDER_KEY] = order
+        return out
 
     def device_json(self, i: int, partner_id: int | None = None) -> JsonObject:
         """Return device ``i`` exactly as the API encodes a Device for ``partner_id``.

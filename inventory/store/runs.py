@@ -267,11 +267,15 @@ def listings_of(conn: Connection, run_id: int) -> list[dict[str, Any]]:
 
 
 def last_applied_run(conn: Connection) -> dict[str, Any] | None:
-    """The newest run whose snapshot readers see (succeeded or partial), or None."""
+    """The newest run whose snapshot readers see (succeeded or partial), or None.
+
+    An ``identifiers`` run (``zt-inventory reconcile``) records lookups and applies nothing
+    to the snapshot: it is never this run.
+    """
     cols = SyncRun.__table__.c
     row = conn.execute(
         select(cols.run_id, cols.finished_at, cols.status, cols.scope)
-        .where(cols.status.in_(APPLIED))
+        .where(cols.status.in_(APPLIED), cols.scope != RunScope.IDENTIFIERS)
         .order_by(cols.run_id.desc())
         .limit(1)
     ).first()

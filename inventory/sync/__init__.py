@@ -4,7 +4,8 @@
 listing names), ``fetch`` (threads, page chains and the bounded queue), ``collect`` (what each
 page means for its listing), ``staging`` (private tables the pages stream into), ``merge`` (what
 the merge decides, and the one transaction that applies it) and ``progress`` (live counters).
-A run's record lives in :mod:`inventory.store.runs`.
+``reconcile`` is a run of identifier lookups only (``zt-inventory reconcile``), on the same
+client stack, fetching and lookup records. A run's record lives in :mod:`inventory.store.runs`.
 """
 
 from __future__ import annotations

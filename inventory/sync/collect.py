@@ -8,9 +8,10 @@ listing while it pages, and the count of what arrived then matches the last page
 
 A listing that fails (retries exhausted, an error the API answered) is incomplete: its owners'
 devices are left as they were and the run is partial. A listing the API refuses with 400 before
-its first page, for naming too many owners, is listed again as two halves. An identifier lookup
-that fails is that row's problem, recorded with its error. Credentials the API refuses, a
-cancel, and anything unexpected end the run.
+its first page, for naming too many owners, is listed again as two halves. An identifiers-CSV
+row is recorded by :class:`Lookups` whatever becomes of it: a malformed row with its error,
+never looked up; a lookup that fails, or whose pages do not add up, with its error. Credentials
+the API refuses, a cancel, and anything unexpected end the run.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inventory.api import Page
 from inventory.errors import ApiError, AuthError, CancelledError, ListingError
@@ -31,12 +32,16 @@ from inventory.sync import staging
 from inventory.sync.fetch import PageFetcher
 from inventory.sync.progress import Progress
 from inventory.transform import (
+    ZERO_TOUCH,
     BadRecordError,
     DeviceRows,
     from_identifier,
     to_customer_row,
     to_device_rows,
 )
+
+if TYPE_CHECKING:
+    from inventory.identifiers import IdentifierRow
 
 log = logging.getLogger("inventory.sync")
 
@@ -49,18 +54,84 @@ class Task:
     """One chain of pages to fetch: a findByOwner listing, or one identifier's lookup."""
 
     listing: ListingResult
-    identifier: dict[str, str] | None = None  # a DeviceIdentifier request object
-    line: int = 0  # the identifier's line in its CSV file
+    row: IdentifierRow | None = None  # the identifiers-CSV row to look up
     expected_pages: float = math.inf  # unknown: start it early and learn its totalSize
     first_total: int | None = None  # the totalSize of the first page that had one
+
+    @property
+    def identifier(self) -> dict[str, str] | None:
+        """The ``DeviceIdentifier`` request object of the row (None for a listing)."""
+        return None if self.row is None else self.row.identifier
 
 
 @dataclass
 class _Found:
-    """What one identifier's lookup found so far."""
+    """What one identifier's lookup found so far: how many devices, and the first one."""
 
     matches: int = 0
-    first_device_id: int | None = None
+    device_id: int | None = None
+    owner_company_id: int | None = None  # its zero-touch claim's owner
+    google_workspace_customer_id: str | None = None  # ... or the claim's Workspace account
+
+
+@dataclass
+class Lookups:
+    """The ``identifier_lookups`` rows of a run: one per identifiers-CSV row, as its lookup
+    ends (or at once, for a malformed row that is never looked up).
+
+    ``complete`` turns false when any row is malformed or its lookup failed: the run is then
+    partial, and a device with no claim that such a row used to find is not removed.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = True
+    _found: dict[int, _Found] = field(default_factory=dict)
+
+    def malformed(self, rows: Iterable[IdentifierRow]) -> None:
+        """Record the rows that have an ``error``: stored with it, not looked up."""
+        for row in rows:
+            if row.error is not None:
+                self.complete = False
+                self._record(row, _Found(), row.error)
+
+    def page(self, row: IdentifierRow, devices: list[DeviceRows], total_size: int | None) -> None:
+        """One page of a row's lookup: its devices count, and the first one is the row's."""
+        found = self._found.setdefault(row.line, _Found())
+        if found.device_id is None and devices:
+            first = devices[0]
+            found.device_id = first.device["device_id"]
+            for claim in first.claims:
+                if claim["section_type"] == ZERO_TOUCH:
+                    found.owner_company_id = claim["owner_company_id"]
+                    found.google_workspace_customer_id = claim["google_workspace_customer_id"]
+        # a page of a lookup that is not followed further still counts every match
+        found.matches = max(found.matches + len(devices), total_size or 0)
+
+    def done(self, row: IdentifierRow) -> None:
+        """A row's lookup ended."""
+        self._record(row, self._found.pop(row.line, _Found()), None)
+
+    def failed(self, row: IdentifierRow, error: str) -> None:
+        """A row's lookup failed: recorded with its error."""
+        self.complete = False
+        self._record(row, self._found.pop(row.line, _Found()), error)
+
+    def _record(self, row: IdentifierRow, found: _Found, error: str | None) -> None:
+        columns = from_identifier(row.identifier)
+        self.rows.append(
+            {
+                **{k: v for k, v in columns.items() if k in _LOOKUP_COLUMNS},
+                "line_number": row.line,
+                "expected_company_id": row.expected_company_id,
+                "order_number": row.order_number,
+                "found": found.matches > 0,
+                "device_id": found.device_id,
+                "matches": found.matches,
+                "owner_company_id": found.owner_company_id,
+                "google_workspace_customer_id": found.google_workspace_customer_id,
+                "error": error,
+            }
+        )
 
 
 @dataclass
@@ -85,9 +156,7 @@ class Collector:
     listings: list[ListingResult]
     page_size: int
     unknown: Counter[str] = field(default_factory=Counter)
-    lookups: list[dict[str, Any]] = field(default_factory=list)
-    identifiers_complete: bool = True
-    _found: dict[int, _Found] = field(default_factory=dict)
+    identifier_lookups: Lookups = field(default_factory=Lookups)
     # customers.list so far: {company id: its Workspace customer id or None}, and totalSize
     _customers: dict[int, str | None] = field(default_factory=dict)
     _customers_total: int | None = None
@@ -103,11 +172,19 @@ class Collector:
         )
     )
 
+    @property
+    def lookups(self) -> list[dict[str, Any]]:
+        """The run's ``identifier_lookups`` rows so far."""
+        return self.identifier_lookups.rows
+
+    @property
+    def identifiers_complete(self) -> bool:
+        """True while every identifiers-CSV row was well-formed and its lookup succeeded."""
+        return self.identifier_lookups.complete
+
     def warn(self, message: str) -> None:
         """Keep and log a warning of the run."""
-        if len(self.warnings) < MAX_WARNINGS_KEPT:
-            self.warnings.append(message)
-            log.warning("%s", message)
+        keep_warning(self.warnings, message)
 
     def customer_page(self, page: Page) -> None:
         """One page of ``customers.list``: its customers as rows, staged and counted.
@@ -194,7 +271,7 @@ class Collector:
                 self.warn(message)
         self.stager.add_page(listing.listing_id, rows)
         listing.api_requests += 1
-        if task.identifier is None:
+        if task.row is None:
             total = page.total_size
             if total is not None:
                 if task.first_total is None:
@@ -209,18 +286,15 @@ class Collector:
             listing.devices_seen += len(page.items)
             self.progress.devices_seen += len(page.items)
         else:
-            found = self._found.setdefault(task.line, _Found())
-            found.matches += len(rows)
-            if found.first_device_id is None and rows:
-                found.first_device_id = rows[0].device["device_id"]
+            self.identifier_lookups.page(task.row, rows, None)
             listing.devices_seen += len(rows)
         self.notify()
 
     def done(self, task: Task) -> None:
         """A task's pages ended: a listing is complete when its count matches ``totalSize``."""
         listing = task.listing
-        if task.identifier is not None:
-            self._record_lookup(task, None)
+        if task.row is not None:
+            self.identifier_lookups.done(task.row)
             return
         counted, total = listing.devices_seen, listing.total_size or 0
         if listing.error is None and counted != total:
@@ -245,10 +319,10 @@ class Collector:
         listing = task.listing
         if isinstance(exc, AuthError | CancelledError):
             raise exc
-        if task.identifier is not None and isinstance(exc, ApiError):
-            # One identifier the API rejects (e.g. a malformed IMEI) is that row's problem.
-            self.identifiers_complete = False
-            self._record_lookup(task, str(exc))
+        if task.row is not None and lookup_failed(exc):
+            # A lookup that fails (the API refused the identifier, retries ran out, its pages
+            # did not add up) is that row's problem: recorded with its error.
+            self.identifier_lookups.failed(task.row, str(exc))
             return []
         if _too_many_owners(listing, exc):
             return self._split(task, exc)
@@ -330,20 +404,6 @@ class Collector:
                 self.notify()
         return kept
 
-    def _record_lookup(self, task: Task, error: str | None) -> None:
-        found = self._found.pop(task.line, _Found())
-        columns = from_identifier(task.identifier or {})
-        self.lookups.append(
-            {
-                **{k: v for k, v in columns.items() if k in _LOOKUP_COLUMNS},
-                "line_number": task.line,
-                "found": found.matches > 0,
-                "device_id": found.first_device_id,
-                "matches": found.matches,
-                "error": error,
-            }
-        )
-
 
 def _too_many_owners(listing: ListingResult, exc: Exception) -> bool:
     """A 400 on a listing's first request, naming more than one owner: the request may be too
@@ -351,4 +411,20 @@ def _too_many_owners(listing: ListingResult, exc: Exception) -> bool:
     owners = len(listing.company_ids) + len(listing.google_workspace_customer_ids)
     return (
         isinstance(exc, ApiError) and exc.status == 400 and listing.api_requests == 0 and owners > 1
+    )
+
+
+def keep_warning(warnings: list[str], message: str) -> None:
+    """Log a warning of a run, and keep it with the run's first ``MAX_WARNINGS_KEPT``."""
+    if len(warnings) < MAX_WARNINGS_KEPT:
+        warnings.append(message)
+        log.warning("%s", message)
+
+
+def lookup_failed(exc: Exception) -> bool:
+    """True when a lookup's failure is its row's alone: the API refused the identifier or ran
+    out of retries on it, or its pages did not add up. Credentials the API refuses and a
+    cancel end the run."""
+    return isinstance(exc, ListingError) or (
+        isinstance(exc, ApiError) and not isinstance(exc, AuthError)
     )

@@ -33,7 +33,7 @@ from inventory.errors import (
     ListingError,
     MassRemovalError,
 )
-from inventory.identifiers import read_identifiers
+from inventory.identifiers import IdentifierRow, describe, read_identifiers, row_problems
 from inventory.store import WriterLock, make_engine, require_database_file, runs, snapshot
 from inventory.store.runs import ListingKind, ListingResult, RunStatus, SyncResult, Trigger
 from inventory.sync import merge, staging
@@ -91,7 +91,7 @@ def run_sync(
     """
     require_for_sync(settings)
     ident_path = settings.sync.identifiers_file if identifiers_file is None else identifiers_file
-    identifiers = read_identifiers(ident_path) if ident_path else []
+    identifiers = read_identifiers(ident_path) if ident_path else None
     try:
         credentials = load_credentials(settings.auth.credentials)
     except AuthError as exc:  # an unusable key file is bad configuration: nothing ran
@@ -114,6 +114,7 @@ def run_sync(
                 allow_mass_removal=allow_mass_removal,
                 subset=list(customers) if customers else list(settings.sync.customers),
                 identifiers=identifiers,
+                identifiers_file=ident_path,
                 credentials=credentials,
                 on_progress=on_progress,
                 transport=transport,
@@ -134,7 +135,8 @@ class _Run:
     result: SyncResult
     allow_mass_removal: bool
     subset: list[int]  # the customers to list; empty: every customer
-    identifiers: list[tuple[int, dict[str, str]]]
+    identifiers: list[IdentifierRow] | None  # the identifiers CSV's rows; None: no file
+    identifiers_file: str
     credentials: Credentials | None
     on_progress: Callable[[Progress], None] | None
     transport: httpx.BaseTransport | None
@@ -263,7 +265,7 @@ class _Run:
             )
             for p in planned
         ]
-        if self.identifiers:
+        if self.identifiers is not None:
             lookup = ListingResult(
                 listing_id=staging.IDENTIFIER_LISTING,
                 kind=ListingKind.FIND_BY_IDENTIFIER,
@@ -272,9 +274,11 @@ class _Run:
                 google_workspace_customer_ids=[],
             )
             self.result.listings.append(lookup)
+            self._malformed(self.identifiers)
             # one identifier is one short lookup: they fill the slots the listings leave
-            tasks += [Task(lookup, ident, line, 1.0) for line, ident in self.identifiers]
-            self.collector.lookups_planned = len(self.identifiers)
+            lookups = [Task(lookup, row, 1.0) for row in self.identifiers if row.error is None]
+            self.collector.lookups_planned = len(lookups)
+            tasks += lookups
         return tasks
 
     def _fetch(self, client: ZeroTouchClient, tasks: list[Task]) -> None:
@@ -314,7 +318,8 @@ class _Run:
         for x in result.listings:
             if x.kind == ListingKind.FIND_BY_IDENTIFIER:
                 x.complete = self.collector.identifiers_complete
-                x.error = None if x.complete else "some identifier lookups failed"
+                failed = sum(1 for row in self.collector.lookups if row["error"])
+                x.error = None if x.complete else f"{failed} identifier row(s) with errors"
         merge.mark_incomplete(writer, [x.listing_id for x in owner_listings if not x.complete])
         # A device can come back from two listings: claims in two sections, a company and a
         # Workspace listing, an identifier lookup, or a device that moved while we paged.
@@ -396,6 +401,14 @@ class _Run:
         """The run's writer connection."""
         assert self.conn is not None
         return self.conn
+
+    def _malformed(self, rows: list[IdentifierRow]) -> None:
+        """Say what the identifiers file holds; store its malformed rows with their errors, each
+        a warning (the run goes on, and is partial)."""
+        log.info("%s", describe(self.identifiers_file, rows))
+        for message in row_problems(self.identifiers_file, rows):
+            self.collector.warn(message)
+        self.collector.identifier_lookups.malformed(rows)
 
     def _guard_mass_removal(self) -> None:
         removed = self.result.devices_removed
