@@ -10,10 +10,10 @@ from inventory.store.engine import (
     require_database_file,
     sqlite_path,
 )
-from inventory.store.lock import LOCK_KEY, WriterLock
+from inventory.store.lock import LOCK_TABLE, WriterLock
 
 __all__ = [
-    "LOCK_KEY",
+    "LOCK_TABLE",
     "SQLITE_BUSY_TIMEOUT_MS",
     "WriterLock",
     "make_engine",
