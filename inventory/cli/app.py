@@ -3,8 +3,8 @@ one line and an exit code, logging, and printing.
 
 Every command takes ``--config PATH``, ``--database-url URL`` and ``--verbose`` (before or after
 the command name). Library errors become one ``Error: …`` line on stderr and an exit code
-(SPEC: 0 success, 1 the run failed, 2 bad usage or configuration); ``--verbose`` adds the
-traceback and debug logs.
+(SPEC: 0 success, 1 the run failed, 2 bad usage or configuration, 75 another sync holds the
+writer lock, 130 cancelled by SIGINT); ``--verbose`` adds the traceback and debug logs.
 """
 
 from __future__ import annotations
@@ -119,7 +119,13 @@ class BadConfig(Failure):
 
 def failure(lines: list[str], exit_code: int = 1) -> Failure:
     """The exception that prints ``lines`` as ``Error:`` lines and exits with ``exit_code``."""
-    return BadConfig(lines) if exit_code == 2 else Failure(lines)
+    if exit_code == 1:
+        return Failure(lines)
+    if exit_code == 2:
+        return BadConfig(lines)
+    # e.g. 75, another sync holds the writer lock: a Failure that exits with that code
+    kind: type[Failure] = type(f"Failure{exit_code}", (Failure,), {"exit_code": exit_code})
+    return kind(lines)
 
 
 def database_error(exc: SQLAlchemyError, url: str | None) -> str:
@@ -275,7 +281,7 @@ def main() -> None:
 
     zt-inventory pages through the Android Device Provisioning Partner API and writes what it
     finds into SQLite or PostgreSQL. Exit codes: 0 success, 1 the run failed, 2 bad usage or
-    configuration.
+    configuration, 75 another sync holds the writer lock (try later), 130 cancelled.
 
     \b
     Example:
