@@ -466,10 +466,13 @@ def test_sync_dry_run_writes_nothing(
     result = run("sync", "--dry-run", "--database-url", url)
     assert result.exit_code == 0, result.output
     n, requests = len(zero_touch_ids(emulator[0])), requests_served(emulator[0])
-    assert normalised(result.stdout) == (
+    summary, title, *_rows, more = normalised(result.stdout).splitlines()
+    assert summary == (
         f"dry run (nothing written): sync dry run succeeded in #.# s: {n} seen, {n} added, "
-        f"0 changed, 0 removed, 0 reappeared; {requests} requests, 0 retries\n"
+        f"0 changed, 0 removed, 0 reappeared; {requests} requests, 0 retries"
     )
+    assert title.rstrip() == f"First 20 of {n} changes"  # the preview: tests/test_cli_operator
+    assert more == f"… and {n - 20} more ({n - 20} added); `--preview N` shows more"
     assert count(url, "SELECT COUNT(*) FROM devices") == 0
     assert count(url, "SELECT COUNT(*) FROM sync_runs") == 0
 

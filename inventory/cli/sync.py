@@ -24,7 +24,7 @@ from rich.progress import Progress as RichProgress
 
 from inventory.cli import app
 from inventory.cli.app import Failure, common_options, main
-from inventory.display import PlainProgress, summary_table
+from inventory.display import PlainProgress, preview_items, preview_selection, summary_table
 from inventory.errors import CancelledError
 from inventory.signals import on_signals
 
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 
 # --- sync --------------------------------------------------------------------------------------
+
+PREVIEW = 20  # a dry run shows this many changes unless --preview says otherwise
+MAX_PREVIEW = 10_000
 
 
 class LiveProgress:
@@ -111,6 +114,13 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     help="CSV of identifiers to look up with findByIdentifier (default: sync.identifiers_file).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option(
+    "--preview",
+    type=click.IntRange(0, MAX_PREVIEW),
+    metavar="N",
+    help=f"With --dry-run: show the first N changes (default {PREVIEW}), shared among added, "
+    "changed, reappeared and removed; --json lists the same.",
+)
 @click.pass_context
 def sync(
     ctx: click.Context,
@@ -119,18 +129,24 @@ def sync(
     customers: tuple[int, ...],
     identifiers: str | None,
     as_json: bool,
+    preview: int | None,
 ) -> None:
     """Run one sync: fetch the inventory from the API and apply it in one transaction.
 
-    Exit status 0 only when the run succeeded; 1 when it failed or was partial.
+    Exit status 0 only when the run succeeded; 1 when it failed or was partial; 75 when
+    another sync holds the writer lock (try later). A dry run shows its first changes.
 
     \b
     Example:
         zt-inventory sync
+        zt-inventory sync --dry-run --preview 50
         zt-inventory sync --dry-run --customer 1234567 --json
     """
     from inventory.sync import run_sync
 
+    if preview is not None and not dry_run:
+        raise click.UsageError("--preview shows what a --dry-run would change; add --dry-run")
+    preview = PREVIEW if preview is None else preview
     settings = app.settings_of(ctx)
     tty = app.is_terminal(sys.stderr) and not as_json
     app.setup_logging(ctx, logging.WARNING if as_json or tty else logging.INFO, rich=tty)
@@ -140,6 +156,7 @@ def sync(
         "allow_mass_removal": allow_mass_removal,
         "customers": list(customers) or None,
         "identifiers_file": identifiers,
+        "preview_limit": preview,
     }
     with _stop_on_signals() as stop:
         if tty:
@@ -148,12 +165,16 @@ def sync(
         else:
             on_progress = None if as_json else PlainProgress()
             result = run_sync(settings, on_progress=on_progress, should_stop=stop.is_set, **kwargs)
+    if dry_run:  # the first changes, the same in the table and in JSON
+        result.preview = preview_selection(result, preview)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     elif app.is_terminal(sys.stdout):
-        Console().print(summary_table(result))
+        app.print_items([summary_table(result)])
     else:
         _print_plain_summary(result)
+    if dry_run and not as_json and result.status != "failed":
+        app.print_items(preview_items(result, preview))
     if result.status == "succeeded":
         return
     if result.status == "partial":

@@ -65,6 +65,7 @@ def run_sync(
     transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
     should_stop: Callable[[], bool] | None = None,
+    preview_limit: int = PREVIEW_ROWS,
 ) -> SyncResult:
     """Run one sync of ``settings`` into its database.
 
@@ -79,6 +80,7 @@ def run_sync(
         transport: an httpx transport (the in-process emulator in tests).
         sleep: how to wait between retries.
         should_stop: polled; True abandons the run with nothing applied.
+        preview_limit: a dry run previews up to this many changes of each kind.
 
     Returns:
         The run's result; API and listing failures end as ``failed`` or ``partial``, and a
@@ -110,6 +112,7 @@ def run_sync(
                     trigger=trigger,
                     dry_run=dry_run,
                     started_at=datetime.now(UTC),
+                    preview_limit=preview_limit,
                 ),
                 allow_mass_removal=allow_mass_removal,
                 subset=list(customers) if customers else list(settings.sync.customers),
@@ -346,7 +349,7 @@ class _Run:
         result.finished_at = datetime.now(UTC)
         self._collect_counters()
         if result.dry_run:
-            result.preview = merge.preview(writer, PREVIEW_ROWS)
+            result.preview = merge.preview(writer, result.preview_limit)
             return
         with writer.begin():
             merge.apply(writer, self.run_id, result.finished_at, self.counts)

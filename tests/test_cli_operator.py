@@ -1,0 +1,130 @@
+"""The operator's view of the CLI: dry-run previews, exit codes, the database each command used,
+and the ``check`` command, asserted as printed (see ``test_cli`` for the helpers)."""
+
+# ruff: noqa: F811 - pytest fixtures imported from test_cli are parameters by name
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from inventory import cli
+from inventory.emulator import Emulator, LoopbackServer
+from tests.test_cli import (  # noqa: F401 - fixtures used by name
+    _workdir,
+    emulator,
+    lines,
+    normalised,
+    requests_served,
+    rule,
+    run,
+    synced_config,
+    zero_touch_ids,
+)
+
+# --- sync --dry-run ------------------------------------------------------------------------
+
+
+def _change_the_fleet(emu: Emulator) -> tuple[list[int], int]:
+    """Remove three devices and move one to another customer; (removed ids, moved id)."""
+    ids = sorted(zero_touch_ids(emu))
+    removed, moved = ids[:3], ids[3]
+    companies = sorted(int(c["companyId"]) for c in emu.iter_customers())
+    owner = _owner(emu, moved)
+    emu.move_device(moved, next(c for c in companies if c != owner))
+    for device_id in removed:
+        emu.remove_device(device_id)
+    return removed, moved
+
+
+def _identifiers(emu: Emulator, device_id: int) -> tuple[str, str]:
+    device = next(d for d in emu.iter_devices() if int(d["deviceId"]) == device_id)
+    ident = device["deviceIdentifier"]
+    return ident.get("imei", ""), ident.get("serialNumber", "")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_dry_run_on_a_terminal_shows_its_first_changes(
+    synced_config: Path, monkeypatch: pytest.MonkeyPatch, emulator: tuple[Emulator, LoopbackServer]
+) -> None:
+    emu = emulator[0]
+    assert run("sync").exit_code == 0
+    removed, moved = _change_the_fleet(emu)
+    before = requests_served(emu)
+    monkeypatch.setattr(cli.app, "is_terminal", lambda _stream: True)
+    result = run("sync", "--dry-run", "--preview", "2")
+    assert result.exit_code == 0, result.output
+    n, requests = len(zero_touch_ids(emu)), requests_served(emu) - before
+    imei, serial = _identifiers(emu, moved)
+    owner = str(_owner(emu, moved))
+    header = ("change", "device_id", "imei", "serial_number", "owner_company_id")
+    shown = [
+        ("changed", str(moved), imei, serial, owner),
+        ("removed", str(removed[0]), "", "", ""),
+    ]
+    cols = [max(len(v) for v in column) + 2 for column in zip(header, *shown, strict=True)]
+
+    def row(values: tuple[str, ...], bar: str) -> str:
+        right = (False, True, False, False, True)
+        cells = [
+            v.rjust(w - 2) if r else v.ljust(w - 2)
+            for v, w, r in zip(values, cols, right, strict=True)
+        ]
+        return bar + bar.join(f" {c} " for c in cells) + bar
+
+    widths = [25, 8]  # as wide as the title, which never wraps
+    assert normalised(result.stdout) == lines(
+        "Dry run: succeeded (nothing written)",
+        rule(widths, "┌", "┬", "┐", "─"),
+        "│ duration                │  #.# s │",
+        "│ customers               │      8 │",
+        f"│ devices seen            │ {n:>6} │",
+        "│ would be added          │      0 │",
+        "│ would be changed        │      1 │",
+        "│ would be removed        │      3 │",
+        "│ would be reappeared     │      0 │",
+        "│ listings complete       │    6/6 │",
+        f"│ API requests            │ {requests:>6} │",
+        "│ retries                 │      0 │",
+        rule(widths, "└", "┴", "┘", "─"),
+        "First 2 of 4 changes".ljust(sum(cols) + len(cols) + 1),
+        rule(cols, "┏", "┳", "┓", "━"),
+        row(header, "┃"),
+        rule(cols, "┡", "╇", "┩", "━"),
+        *(row(values, "│") for values in shown),
+        rule(cols, "└", "┴", "┘", "─"),
+        "… and 2 more (2 removed); `--preview N` shows more",
+    )
+    # the same selection in JSON, which says that it is capped
+    data = json.loads(run("sync", "--dry-run", "--preview", "2", "--json").stdout)
+    assert [(p["change"], p["device_id"]) for p in data["preview"]] == [
+        ("changed", moved),
+        ("removed", removed[0]),
+    ]
+    assert (data["preview_limit"], data["preview_capped"]) == (2, True)
+    everything = json.loads(run("sync", "--dry-run", "--json").stdout)
+    assert (everything["preview_limit"], everything["preview_capped"]) == (20, False)
+    assert len(everything["preview"]) == 4
+
+
+def _owner(emu: Emulator, device_id: int) -> int:
+    device = next(d for d in emu.iter_devices() if int(d["deviceId"]) == device_id)
+    return next(int(c["ownerCompanyId"]) for c in device["claims"] if c.get("ownerCompanyId"))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_dry_run_with_nothing_to_change_says_so(synced_config: Path) -> None:
+    assert run("sync").exit_code == 0
+    result = run("sync", "--dry-run")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[1:] == ["No device would change."]
+
+
+def test_preview_needs_a_dry_run() -> None:
+    result = run("sync", "--preview", "5")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: --preview shows what a --dry-run would change; add --dry-run"
+    )
