@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from inventory import cli
-from inventory.emulator import Emulator, LoopbackServer
+from inventory.emulator import Behaviour, Emulator, LoopbackServer
 from tests.test_cli import (  # noqa: F401 - fixtures used by name
     _workdir,
     emulator,
@@ -21,6 +21,7 @@ from tests.test_cli import (  # noqa: F401 - fixtures used by name
     rule,
     run,
     synced_config,
+    write_config,
     zero_touch_ids,
 )
 
@@ -128,3 +129,70 @@ def test_preview_needs_a_dry_run() -> None:
     assert result.stderr.splitlines()[-1] == (
         "Error: --preview shows what a --dry-run would change; add --dry-run"
     )
+
+
+# --- check ---------------------------------------------------------------------------------
+
+
+def test_check_prints_a_line_per_check(
+    tmp_path: Path, emulator: tuple[Emulator, LoopbackServer]
+) -> None:
+    emu, server = emulator
+    write_config(tmp_path / "zt-inventory.toml", server.url, "sqlite:///inv.db")
+    result = run("check")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == lines(
+        f"Checking partner 1234567 at {server.url} (SECTION_TYPE_ZERO_TOUCH):",
+        "ok      token and scope: auth.credentials = anonymous: no token; customers.list "
+        "accepted the call",
+        "ok      partner id: customers.list answered for partner 1234567 (totalSize 8)",
+        "ok      customers.list page size: asked for 1000, 8 came back, no next page",
+        "ok      packing company ids: findByOwner naming 3 companies: totalSize 85 = 39 + 26 + "
+        "20, each alone",
+        "skipped packing Workspace ids: fewer than two Workspace ids with devices among the "
+        "first 10 probed",
+        "ok      company and Workspace ids together: the union, 39 devices: company "
+        "9007199261770989 alone lists 39, Workspace account C0p36gl0r alone 11, 11 in both; "
+        "the sync never names both in one request",
+        "ok      ids per request: findByOwner naming 100 company ids was accepted; the sync "
+        "names at most api.max_ids_per_request = 100 in one request",
+        "ok      page tokens: 2 pages of company 1200009988 (limit 10) read twice: the same 20 "
+        "devices in the same order",
+        f"8 checks in {requests_served(emu)} API requests: 7 ok, 0 failed, 1 skipped",
+    )
+    assert result.stderr == ""
+    assert not (tmp_path / "inv.db").exists()  # the check writes nothing
+
+
+def test_check_exits_1_when_a_check_fails(
+    tmp_path: Path, emulator: tuple[Emulator, LoopbackServer]
+) -> None:
+    emu, server = emulator
+    emu.behaviour = Behaviour(max_ids_per_request=5)
+    write_config(tmp_path / "zt-inventory.toml", server.url, "sqlite:///inv.db")
+    result = run("check")
+    assert result.exit_code == 1
+    [failed] = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert failed.startswith("FAILED  ids per request: findByOwner naming 100 company ids was ")
+    assert failed.endswith(
+        "; the most accepted is 5, and the sync names at most api.max_ids_per_request = 100 in "
+        "one request: set it to 5"
+    )
+    assert result.stdout.splitlines()[-1].endswith(": 6 ok, 1 failed, 1 skipped")
+    assert result.stderr == "Error: 1 of 8 checks failed: ids per request\n"
+
+
+def test_check_exits_2_for_bad_configuration(tmp_path: Path) -> None:
+    (tmp_path / "zt-inventory.toml").write_text(
+        '[auth]\ncredentials = "missing.json"\n', encoding="utf-8"
+    )
+    result = run("check")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        'Error: partner.id is not set; expected your reseller partner id, e.g. id = "1234567" '
+        "under [partner] (or ZT_INVENTORY_PARTNER_ID), or a [[partners]] table for each "
+        "reseller account",
+        "Error: auth.credentials: key file missing.json does not exist; "
+        'expected a service-account key file path, "adc" or "anonymous"',
+    ]

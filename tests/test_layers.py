@@ -62,6 +62,7 @@ ALLOWED: dict[str, set[str]] = {
     "sync": {"sync", "store.runs"},
     # what reads runs and the snapshot
     "status": {"store"},
+    "check": {"api", "auth", "config", "errors"},
     "scheduler": {"sync", "store", "config", "errors", "redact", "signals"},
     "readonly": {"errors", "store", "db", "redact", "sqlout"},
     "sqlout": set(),

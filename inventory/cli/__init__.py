@@ -2,12 +2,12 @@
 
 ``app`` holds the group and what every command shares (options, one-line errors and exit
 codes, logging, printing); ``read`` has ``init``, ``status`` and ``sql``; ``sync`` the sync
-command; ``serve`` ``schedule``, ``emulator`` and ``demo``.
+command; ``check`` the API assumptions check; ``serve`` ``schedule``, ``emulator`` and ``demo``.
 """
 
 from __future__ import annotations
 
-from inventory.cli import read, serve, sync
+from inventory.cli import check, read, serve, sync
 from inventory.cli.app import main
 
-__all__ = ["main", "read", "serve", "sync"]
+__all__ = ["check", "main", "read", "serve", "sync"]
