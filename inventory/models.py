@@ -253,7 +253,7 @@ class SyncLock(Base):
     """The writer lock's table (PostgreSQL): a sync holds a lock on it for its run.
 
     ``inventory.store.lock`` takes ``LOCK TABLE sync_lock IN SHARE UPDATE EXCLUSIVE MODE``,
-    which a role with SELECT alone cannot take nor block. Its one row is never written.
+    which a role with SELECT alone cannot take nor block. It holds no rows.
     """
 
     __tablename__ = "sync_lock"

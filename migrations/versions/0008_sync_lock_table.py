@@ -4,8 +4,8 @@ The writer lock was a PostgreSQL advisory lock, which any role that may connect 
 BI role granted SELECT alone could hold it and stop every sync. A sync now locks the table
 ``sync_lock`` in SHARE UPDATE EXCLUSIVE mode for its run (``inventory.store.lock``); a role
 with SELECT alone may take only ACCESS SHARE on a table, which does not conflict with it, and
-no row lock at all. The table has one row, never written. On SQLite the table exists too (one
-schema for both) but the lock stays a file lock beside the database.
+no row lock at all. The table holds no rows: only its lock matters. On SQLite the table exists
+too (one schema for both) but the lock stays a file lock beside the database.
 
 Revision ID: 0008
 Revises: 0006
@@ -29,13 +29,12 @@ COMMENT = (
 
 
 def upgrade() -> None:
-    table = op.create_table(
+    op.create_table(
         "sync_lock",
         sa.Column("lock_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.PrimaryKeyConstraint("lock_id", name=op.f("pk_sync_lock")),
         comment=COMMENT,
     )
-    op.bulk_insert(table, [{"lock_id": 1}])
 
 
 def downgrade() -> None:
