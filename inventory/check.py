@@ -107,7 +107,11 @@ def run_checks(
         try:
             credentials = load_credentials(partner.credentials)
         except AuthError as exc:  # an unusable key file is bad configuration
-            raise ConfigError(str(exc)) from None
+            own = partner.credentials != settings.auth.credentials
+            key = (
+                f"partner {partner.id}: credentials" if own else settings.label("auth.credentials")
+            )
+            raise ConfigError(f"{key}: {exc}") from None
         if on_partner is not None:
             on_partner(partner)
         counters = Counters()

@@ -29,9 +29,8 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from inventory.errors import InventoryError, LockedError, first_line
-from inventory.redact import redact_url
 from inventory.signals import STOP_SIGNALS, on_signals
-from inventory.store import make_engine, runs, snapshot
+from inventory.store import database_label, make_engine, runs, snapshot
 from inventory.sync import SyncResult, run_sync
 
 if TYPE_CHECKING:
@@ -203,7 +202,7 @@ class SyncService:
                 self.metrics.skipped.inc()
                 log.info(
                     "skipped: another zt-inventory instance is syncing %s%s",
-                    redact_url(self.settings.database.url),
+                    database_label(self.settings.database.url),
                     self._next_run_note(),
                 )
                 return None
@@ -308,7 +307,7 @@ class SyncService:
             "schedule started (%s%s) on %s",
             describe_trigger(self.settings),
             ", first run now" if self.initial_run else "",
-            redact_url(self.settings.database.url),
+            database_label(self.settings.database.url),
         )
         if not self.stop_event.is_set():
             self.scheduler.start()

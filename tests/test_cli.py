@@ -209,12 +209,14 @@ def test_init_creates_the_schema_and_is_idempotent(db_url: str) -> None:
     assert count(db_url, "SELECT COUNT(*) FROM devices") == 0
 
 
-def test_init_reports_the_upgrade_and_its_backup(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_init_reports_the_upgrade_and_its_backup(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(db, "upgrade", lambda _e: ("0000", "0001", Path("x.db.bak-0000")))
     result = run("init", "--database-url", "sqlite:///x.db")
     assert result.exit_code == 0
-    assert result.stdout == (
-        "Upgraded sqlite:///x.db from revision 0000 to 0001.\n"
+    assert result.stdout == (  # the file's absolute path: which one was used, wherever one is
+        f"Upgraded sqlite:///{tmp_path.resolve() / 'x.db'} from revision 0000 to 0001.\n"
         "Backup of the previous database: x.db.bak-0000\n"
     )
 

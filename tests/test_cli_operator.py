@@ -196,3 +196,89 @@ def test_check_exits_2_for_bad_configuration(tmp_path: Path) -> None:
         "Error: auth.credentials: key file missing.json does not exist; "
         'expected a service-account key file path, "adc" or "anonymous"',
     ]
+
+
+# --- paths and where a value came from -------------------------------------------------------
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_relative_sqlite_path_is_the_config_files_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, relative: bool
+) -> None:
+    """SPEC "Paths": ``url = "sqlite:///bad.db"`` in /elsewhere/base.toml is /elsewhere/bad.db
+    from any folder, and init and status say which file they used."""
+    elsewhere, here = tmp_path / "elsewhere", tmp_path / "here"
+    elsewhere.mkdir()
+    here.mkdir()
+    config = elsewhere / "base.toml"
+    config.write_text('[database]\nurl = "sqlite:///bad.db"\n', encoding="utf-8")
+    monkeypatch.chdir(here)
+    option = ["--config", "../elsewhere/base.toml" if relative else str(config)]
+    database = (elsewhere / "bad.db").resolve()
+    missing = run("status", *option)
+    assert (missing.exit_code, missing.stderr) == (
+        2,
+        f"Error: database file {database} does not exist; run `zt-inventory init` first (or "
+        "pass --database-url)\n",
+    )
+    init = run("init", *option)
+    assert init.exit_code == 0, init.output
+    assert init.stdout == (
+        f"Created the zt-inventory schema (revision 0008) in sqlite:///{database}.\n"
+    )
+    status = run("status", *option)
+    assert status.stdout == lines(
+        f"Database: sqlite:///{database}", "No sync has run yet; run `zt-inventory sync`."
+    )
+    assert json.loads(run("status", "--json", *option).stdout)["database"] == (
+        f"sqlite:///{database}"
+    )
+    assert database.is_file()
+    assert list(here.iterdir()) == []  # no second, empty bad.db where the command ran
+
+
+def test_errors_about_the_database_name_the_variable_that_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZT_INVENTORY_DATABASE_URL", "sqlite:///missing.db")
+    result = run("status")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: database file {tmp_path.resolve() / 'missing.db'} does not exist; run "
+        "`zt-inventory init` first (or pass --database-url); database.url is set by "
+        "ZT_INVENTORY_DATABASE_URL\n"
+    )
+    # the option names itself: no variable to name
+    result = run("status", "--database-url", "sqlite:///missing.db")
+    assert result.stderr.endswith("first (or pass --database-url)\n")
+
+
+def test_check_names_the_variable_of_an_unusable_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "key.json").write_text("not json", encoding="utf-8")
+    monkeypatch.setenv("ZT_INVENTORY_PARTNER_ID", "1234567")
+    monkeypatch.setenv("ZT_INVENTORY_AUTH_CREDENTIALS", "key.json")
+    result = run("check")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: ZT_INVENTORY_AUTH_CREDENTIALS (auth.credentials): service-account key file "
+        "key.json is not readable JSON; download a new JSON key for the service account\n"
+    )
+
+
+def test_sync_names_the_variables_of_missing_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZT_INVENTORY_PARTNER_ID", "1234567")
+    monkeypatch.setenv("ZT_INVENTORY_AUTH_CREDENTIALS", "missing.json")
+    monkeypatch.setenv("ZT_INVENTORY_SYNC_IDENTIFIERS_FILE", "missing.csv")
+    result = run("sync")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "Error: partner 1234567: ZT_INVENTORY_AUTH_CREDENTIALS (auth.credentials): key file "
+        'missing.json does not exist; expected a service-account key file path, "adc" or '
+        '"anonymous"',
+        "Error: ZT_INVENTORY_SYNC_IDENTIFIERS_FILE (sync.identifiers_file): missing.csv does "
+        "not exist; expected a CSV file path",
+    ]

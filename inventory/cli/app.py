@@ -25,13 +25,14 @@ from rich.logging import RichHandler
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from inventory import __version__
-from inventory.config import Settings, load_settings
+from inventory.config import ENV_PREFIX, Settings, load_settings
 from inventory.display import (
     natural_width,
 )
 from inventory.errors import (
     ConfigError,
     InventoryError,
+    SchemaMismatchError,
     first_line,
 )
 from inventory.redact import redact_url, scrub
@@ -53,6 +54,7 @@ class Common:
     database_url: str | None = None
     verbose: bool = False
     url: str | None = None  # the database URL in use, for error messages
+    url_origin: str | None = None  # the environment variable that set it, if one did
 
 
 def options_of(ctx: click.Context) -> Common:
@@ -163,16 +165,20 @@ class Group(click.Group):
             common = options_of(ctx)
             if common.verbose:
                 traceback.print_exc(file=sys.stderr)
-            raise _failure(exc, common.url) from exc
+            raise _failure(exc, common.url, common.url_origin) from exc
 
 
-def _failure(exc: Exception, url: str | None) -> Failure:
+def _failure(exc: Exception, url: str | None, origin: str | None = None) -> Failure:
+    # an error about the database names the environment variable that chose it
+    chosen_by = f"; database.url is set by {origin}" if origin else ""
     if isinstance(exc, ConfigError):
         return failure(exc.errors, exc.exit_code)
+    if isinstance(exc, SchemaMismatchError):
+        return failure([f"{exc}{chosen_by}"], exc.exit_code)
     if isinstance(exc, InventoryError):
         return failure([str(exc)], exc.exit_code)
     if isinstance(exc, SQLAlchemyError):
-        return Failure([database_error(exc, url)])
+        return Failure([database_error(exc, url) + chosen_by])
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return Failure([f"{exc.strerror or exc}{where}"])
@@ -190,6 +196,8 @@ def settings_of(ctx: click.Context) -> Settings:
         common.config, database_url=common.database_url, explicit=common.config is not None
     )
     common.url = settings.database.url
+    origin = settings.origins.get("database.url")
+    common.url_origin = origin if origin and origin.startswith(ENV_PREFIX) else None
     return settings
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from inventory.store.engine import (
     SQLITE_BUSY_TIMEOUT_MS,
+    database_label,
     make_engine,
     parse_url,
     require_database_file,
@@ -16,6 +17,7 @@ __all__ = [
     "LOCK_TABLE",
     "SQLITE_BUSY_TIMEOUT_MS",
     "WriterLock",
+    "database_label",
     "make_engine",
     "parse_url",
     "require_database_file",

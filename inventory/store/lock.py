@@ -29,8 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from inventory.errors import ConfigError, LockedError, first_line
-from inventory.redact import redact_url
-from inventory.store.engine import sqlite_path
+from inventory.store.engine import database_label, sqlite_path
 
 LOCK_TABLE = "sync_lock"
 # SQLSTATEs of PostgreSQL: lock_not_available (NOWAIT), insufficient_privilege
@@ -56,7 +55,7 @@ class WriterLock:
             LockedError: another run holds it.
             ConfigError: the database role may not take it (a read-only role).
         """
-        where = redact_url(self.engine.url)
+        where = database_label(self.engine.url)
         message = (
             f"another zt-inventory sync is writing {where}; wait for it to finish "
             "(`zt-inventory status` shows it) and try again"
