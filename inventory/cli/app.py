@@ -55,6 +55,7 @@ class Common:
     verbose: bool = False
     url: str | None = None  # the database URL in use, for error messages
     url_origin: str | None = None  # the environment variable that set it, if one did
+    console: Console | None = None  # the terminal console of rich logs, shared with live bars
 
 
 def options_of(ctx: click.Context) -> Common:
@@ -215,7 +216,10 @@ def setup_logging(
     verbose = options_of(ctx).verbose
     handler: logging.Handler
     if rich:
-        handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
+        # Live progress bars must print through this same console: a line that another
+        # console writes to the terminal is erased by the bars' next refresh.
+        console = options_of(ctx).console = Console(stderr=True)
+        handler = RichHandler(console=console, show_path=False, show_time=False)
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
@@ -236,6 +240,11 @@ def setup_logging(
             other.removeHandler(handler)
 
     ctx.call_on_close(restore)
+
+
+def stderr_console(ctx: click.Context) -> Console:
+    """The console on stderr that logs print through (live progress bars share it)."""
+    return options_of(ctx).console or Console(stderr=True)
 
 
 def is_terminal(stream: TextIO) -> bool:

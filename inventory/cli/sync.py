@@ -160,7 +160,7 @@ def sync(
     }
     with _stop_on_signals() as stop:
         if tty:
-            with LiveProgress(Console(stderr=True)) as live:
+            with LiveProgress(app.stderr_console(ctx)) as live:
                 result = run_sync(settings, on_progress=live, should_stop=stop.is_set, **kwargs)
         else:
             on_progress = None if as_json else PlainProgress()
