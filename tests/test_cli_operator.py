@@ -6,9 +6,11 @@ and the ``check`` command, asserted as printed (see ``test_cli`` for the helpers
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from inventory import cli
 from inventory.emulator import Behaviour, Emulator, LoopbackServer
@@ -282,3 +284,26 @@ def test_sync_names_the_variables_of_missing_files(
         "Error: ZT_INVENTORY_SYNC_IDENTIFIERS_FILE (sync.identifiers_file): missing.csv does "
         "not exist; expected a CSV file path",
     ]
+
+
+# --- log lines on a terminal -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_on_a_terminal_logs_print_through_the_progress_bars_console(
+    synced_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line another console writes to the terminal is erased by the bars' next refresh."""
+    seen: list[tuple[object, object]] = []
+    live_progress = cli.sync.LiveProgress
+
+    def spy(console: Console) -> object:
+        [handler] = [h for h in logging.getLogger("inventory").handlers if hasattr(h, "console")]
+        seen.append((console, handler.console))
+        return live_progress(console)
+
+    monkeypatch.setattr(cli.app, "is_terminal", lambda _stream: True)
+    monkeypatch.setattr(cli.sync, "LiveProgress", spy)
+    assert run("sync").exit_code == 0
+    [(bars, logs)] = seen
+    assert bars is logs
