@@ -228,3 +228,31 @@ def test_a_token_is_fetched_with_the_scope(tmp_path: Path, trusted: bool) -> Non
             "enabled",
             "skipped partner id: needs a token",
         ]
+
+
+def test_a_server_that_counts_packed_owners_differently_fails_the_packing_check() -> None:
+    emu = emulator()
+    served = emu.transport()
+
+    def fewer_when_packed(request: httpx.Request) -> httpx.Response:
+        answer = served.handle_request(request)
+        body = json.loads(request.content or b"{}")
+        if len(body.get("customerId", [])) in (2, 3):  # several companies, not the id-cap test
+            data = json.loads(answer.read())
+            data["totalSize"] -= 10
+            return httpx.Response(answer.status_code, json=data)
+        return answer
+
+    lines, report = check(emu, transport=httpx.MockTransport(fewer_when_packed))
+    assert lines[3] == (
+        "FAILED  packing company ids: findByOwner naming 3 companies: totalSize 349, but 81 + "
+        "226 + 52 = 359 each alone: a request naming several owners does not list what they "
+        "list alone; set api.max_ids_per_request = 1"
+    )
+    assert [f.name for f in report.failed] == ["packing company ids"]
+
+
+def test_an_account_that_changes_during_the_check_is_no_verdict_on_packing() -> None:
+    lines, _report = check(emulator(churn_every=2))
+    assert lines[3].startswith("skipped packing company ids: findByOwner naming 3 companies: ")
+    assert lines[3].endswith("the account changed between the calls; run the check again")
