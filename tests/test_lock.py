@@ -71,13 +71,7 @@ def test_the_lock_goes_with_its_connection(engine: Engine, db_url: str) -> None:
     other = make_engine(db_url)
     try:
         with engine.connect() as admin:
-            pid = admin.execute(
-                text(
-                    "SELECT pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                    "WHERE c.relname = :t AND l.mode = 'ShareUpdateExclusiveLock'"
-                ),
-                {"t": LOCK_TABLE},
-            ).scalar_one()
+            [(pid, _xid, _xmin)] = _holders(admin)
             admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         with WriterLock(other):
             pass
@@ -91,15 +85,21 @@ def test_the_lock_holds_no_transaction_id(engine: Engine) -> None:
     """The lock's open transaction holds back nothing VACUUM may clean up: no transaction id,
     no snapshot, for the whole run."""
     with WriterLock(engine), engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT a.backend_xid, a.backend_xmin FROM pg_stat_activity a "
-                "JOIN pg_locks l ON l.pid = a.pid JOIN pg_class c ON c.oid = l.relation "
-                "WHERE c.relname = :t"
-            ),
-            {"t": LOCK_TABLE},
-        ).all()
-    assert [tuple(r) for r in rows] == [(None, None)]
+        [(_pid, xid, xmin)] = _holders(conn)
+    assert (xid, xmin) == (None, None)
+
+
+def _holders(conn: Connection) -> list[tuple[int, Any, Any]]:
+    """(pid, transaction id, snapshot xmin) of each session that holds the writer lock."""
+    rows = conn.execute(
+        text(
+            "SELECT a.pid, a.backend_xid, a.backend_xmin FROM pg_stat_activity a "
+            "JOIN pg_locks l ON l.pid = a.pid JOIN pg_class c ON c.oid = l.relation "
+            "WHERE c.relname = :t AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted"
+        ),
+        {"t": LOCK_TABLE},
+    )
+    return [(int(pid), xid, xmin) for pid, xid, xmin in rows]
 
 
 # --- a role granted SELECT alone -----------------------------------------------------------
