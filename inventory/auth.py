@@ -66,8 +66,12 @@ class HttpxRequest(ga_transport.Request):
                 method, url, content=body, headers=headers, timeout=timeout or 30.0
             )
         except httpx.HTTPError as exc:
+            where = httpx.URL(url)
+            host = f"{where.host}:{where.port}" if where.port else where.host
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise google.auth.exceptions.TransportError(  # type: ignore[no-untyped-call]
-                f"token endpoint unreachable: {type(exc).__name__}"
+                f"token endpoint {host} unreachable: {type(exc).__name__}"
+                + (f" ({detail})" if detail else "")
             ) from None
         return _Response(response)
 

@@ -252,7 +252,7 @@ TABLES: dict[str, dict[str, Any]] = {
         "facets": ["run_id", "complete", "section_type"],
     },
 }
-HIDDEN = ("alembic_version",)  # staging tables are temporary: never in the file
+HIDDEN = ("alembic_version", "sync_lock")  # staging tables are temporary: never in the file
 
 
 def datasette_metadata(database: str) -> dict[str, Any]:

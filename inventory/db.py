@@ -17,8 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from inventory.errors import SchemaMismatchError
-from inventory.redact import redact_url
-from inventory.store import sqlite_path
+from inventory.store import database_label, sqlite_path
 
 
 def migrations_dir() -> Path:
@@ -108,7 +107,7 @@ def check_revision(engine: Engine) -> None:
     head = head_revision()
     if current == head:
         return
-    where = redact_url(engine.url)
+    where = database_label(engine.url)
     if current is None:
         raise SchemaMismatchError(
             f"database {where} has no zt-inventory schema; run `zt-inventory init` first"

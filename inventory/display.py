@@ -116,7 +116,8 @@ def summary_table(result: SyncResult) -> Table:
     title = f"Sync run {result.run_id or '-'}: {result.status}"
     if result.dry_run:
         title = f"Dry run: {result.status} (nothing written)"
-    table = Table(title=title, show_header=False, title_justify="left")
+    # a title wider than the table would wrap: the table is at least as wide as its title
+    table = Table(title=title, show_header=False, title_justify="left", min_width=len(title))
     table.add_column(style="bold")
     table.add_column(justify="right")
     complete = sum(1 for x in result.listings if x.complete)
@@ -148,6 +149,73 @@ def summary_table(result: SyncResult) -> Table:
     for key, value in rows:
         table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
     return table
+
+
+PREVIEW_KINDS = ("added", "changed", "reappeared", "removed")  # the order a preview shows
+
+
+def preview_selection(result: SyncResult, limit: int) -> list[dict[str, Any]]:
+    """At most ``limit`` of a dry run's previewed changes, shared out among their kinds.
+
+    Each kind gets an equal share, and what a kind cannot use goes to the others, so that a
+    few removals show beside thousands of additions. In kind order, then by device id.
+    """
+    by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in PREVIEW_KINDS}
+    for row in result.preview:
+        by_kind.setdefault(str(row["change"]), []).append(row)
+    take = dict.fromkeys(by_kind, 0)
+    left = limit
+    open_kinds = [kind for kind, rows in by_kind.items() if rows]
+    while left > 0 and open_kinds:
+        each = max(1, left // len(open_kinds))
+        for kind in list(open_kinds):
+            n = min(each, len(by_kind[kind]) - take[kind], left)
+            take[kind] += n
+            left -= n
+            if take[kind] == len(by_kind[kind]):
+                open_kinds.remove(kind)
+            if left == 0:
+                break
+    return [row for kind, rows in by_kind.items() for row in rows[: take[kind]]]
+
+
+def preview_items(result: SyncResult, limit: int) -> list[str | Table]:
+    """A dry run's first changes as a table, and a line saying how many more there are.
+
+    Args:
+        result: the dry run; ``result.preview`` holds its previewed changes.
+        limit: show at most this many (``--preview N``).
+    """
+    total = result.changes
+    if not total:
+        return ["No device would change."]
+    shown = preview_selection(result, limit)
+    items: list[str | Table] = []
+    if shown:
+        title = f"First {len(shown):,} of {total:,} changes"
+        table = Table(title=title, title_justify="left", min_width=len(title))
+        for name in ("change", "device_id", "imei", "serial_number", "owner_company_id"):
+            table.add_column(name, justify="right" if name.endswith("id") else "left")
+        for row in shown:
+            table.add_row(
+                row["change"],
+                *(cell(row.get(k)) for k in ("device_id", "imei", "serial_number")),
+                cell(row.get("owner_company_id")),
+            )
+        items.append(table)
+    more = total - len(shown)
+    if more > 0:
+        counts = {
+            "added": result.devices_added,
+            "changed": result.devices_changed,
+            "reappeared": result.devices_reappeared,
+            "removed": result.devices_removed,
+        }
+        for row in shown:
+            counts[str(row["change"])] -= 1
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in counts.items() if n > 0)
+        items.append(f"… and {more:,} more ({kinds}); `--preview N` shows more")
+    return items
 
 
 # --- status and sql ----------------------------------------------------------------------------

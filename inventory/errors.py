@@ -1,8 +1,8 @@
 """The exception tree of zt-inventory.
 
 Every error the library raises for a user to read derives from ``InventoryError``;
-the CLI turns each into one ``Error: …`` line and an exit code (SPEC: 1 for a failed
-run, 2 for bad usage or configuration)::
+the CLI turns each into one ``Error: …`` line and its ``exit_code`` (SPEC: 1 for a failed
+run, 2 for bad usage or configuration, 75 when another sync holds the writer lock)::
 
     InventoryError
     ├── ConfigError            bad configuration or input (exit 2); carries every problem found
@@ -12,7 +12,7 @@ run, 2 for bad usage or configuration)::
     │   └── AuthError          credentials could not be loaded, refreshed, or were refused
     ├── ListingError           a listing could not be completed (bad paging, totalSize mismatch)
     ├── SchemaMismatchError    the database is not at the schema this code expects (exit 2)
-    ├── LockedError            another run holds the database's writer lock (exit 1)
+    ├── LockedError            another run holds the database's writer lock (exit 75: try later)
     ├── MassRemovalError       a run would remove more than ``sync.max_removed_fraction`` (exit 1)
     ├── ReadOnlyError          a write was attempted through the read-only ``sql`` command (exit 1)
     └── CancelledError         the caller stopped a run (SIGINT/SIGTERM); nothing was applied
@@ -77,7 +77,10 @@ class SchemaMismatchError(InventoryError):
 
 
 class LockedError(InventoryError):
-    """Another sync holds the database's writer lock."""
+    """Another sync holds the database's writer lock: a temporary condition, so the exit code
+    is 75 (``EX_TEMPFAIL``), which cron wrappers and systemd can retry, unlike a failure."""
+
+    exit_code = 75
 
 
 class MassRemovalError(InventoryError):

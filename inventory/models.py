@@ -75,6 +75,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSON_DOCUMENT = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
+LOCK_TABLE_COMMENT = (
+    "zt-inventory's writer lock: a sync locks this table for its run so that no two write at once"
+)
+
+
 class Base(DeclarativeBase):
     """Declarative base on a ``MetaData`` with a constraint naming convention."""
 
@@ -257,6 +262,19 @@ class SyncListing(Base):
     api_requests: Mapped[int] = mapped_column(Integer, default=0)
     complete: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncLock(Base):
+    """The writer lock's table (PostgreSQL): a sync holds a lock on it for its run.
+
+    ``inventory.store.lock`` takes ``LOCK TABLE sync_lock IN SHARE UPDATE EXCLUSIVE MODE``,
+    which a role with SELECT alone cannot take nor block. It holds no rows.
+    """
+
+    __tablename__ = "sync_lock"
+    __table_args__ = {"comment": LOCK_TABLE_COMMENT}
+
+    lock_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
 class DeviceVersion(Base):

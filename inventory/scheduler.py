@@ -5,7 +5,10 @@ two runs at once), ``coalesce=True`` (runs missed while the host slept or a run 
 into one) and ``misfire_grace_time`` (a run that fires late still runs). SIGINT and SIGTERM set
 a stop flag that the running sync polls through ``should_stop``: a run still fetching is
 abandoned with nothing applied, a run already merging finishes; then the service exits.
-Each run ends with exactly one log line. ``--metrics-port`` serves Prometheus metrics.
+Each run ends with exactly one log line. A tick that finds another instance writing the
+database (two instances on one PostgreSQL database keep the service available) is skipped with
+one INFO line and counted in ``zt_inventory_runs_skipped_total``, never as a failed run.
+``--metrics-port`` serves Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -25,10 +28,9 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped,unused-ignore]
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from inventory.errors import InventoryError, first_line
-from inventory.redact import redact_url
+from inventory.errors import InventoryError, LockedError, first_line
 from inventory.signals import STOP_SIGNALS, on_signals
-from inventory.store import make_engine, runs, snapshot
+from inventory.store import database_label, make_engine, runs, snapshot
 from inventory.sync import SyncResult, run_sync
 
 if TYPE_CHECKING:
@@ -109,6 +111,11 @@ class Metrics:
         self.retries = Counter(
             "zt_inventory_api_retries", "API requests retried since the service started", registry=r
         )
+        self.skipped = Counter(
+            "zt_inventory_runs_skipped",
+            "Scheduled runs skipped because another instance was writing the database",
+            registry=r,
+        )
         for status in STATUSES:
             self.last_status.labels(status=status).set(0)
             self.runs.labels(status=status)
@@ -164,7 +171,8 @@ class SyncService:
         self.metrics_host = metrics_host
         self.metrics = Metrics()
         self.stop_event = threading.Event()
-        self.runs = 0
+        self.runs = 0  # runs started (a crash counts; a tick skipped for the lock does not)
+        self.skipped = 0
         self._sync = sync
         self._running = threading.Lock()
         self._shutdown_lock = threading.Lock()
@@ -185,21 +193,33 @@ class SyncService:
             return None
         with self._running:
             started = time.monotonic()
-            self.runs += 1
             try:
                 result = self._sync(
                     self.settings, trigger="schedule", should_stop=self.stop_event.is_set
                 )
+            except LockedError:
+                # Another instance (or a manual sync) is writing: this one stands by, and the
+                # next trigger tries again. Not a failure: no run of this instance happened.
+                self.skipped += 1
+                self.metrics.skipped.inc()
+                log.info(
+                    "skipped: another zt-inventory instance is syncing %s%s",
+                    database_label(self.settings.database.url),
+                    self._next_run_note(),
+                )
+                return None
             except InventoryError as exc:
-                # e.g. LockedError: a manual sync holds the database; the next trigger retries.
+                self.runs += 1
                 log.error("scheduled sync did not run: %s", exc)
                 self.metrics.observe_failure(time.monotonic() - started)
                 return None
             except Exception as exc:  # the service outlives one bad run
+                self.runs += 1
                 log.error("scheduled sync crashed: %s", _describe(exc))
                 log.debug("details", exc_info=True)
                 self.metrics.observe_failure(time.monotonic() - started)
                 return None
+            self.runs += 1
             self.metrics.observe(result, self._devices_current())
             log.log(
                 LOG_LEVELS.get(result.status, logging.ERROR),
@@ -289,7 +309,7 @@ class SyncService:
             "schedule started (%s%s) on %s",
             describe_trigger(self.settings),
             ", first run now" if self.initial_run else "",
-            redact_url(self.settings.database.url),
+            database_label(self.settings.database.url),
         )
         if not self.stop_event.is_set():
             self.scheduler.start()
@@ -298,7 +318,8 @@ class SyncService:
             self._running.release()
         else:
             log.error("the running sync did not stop within %.0f s", STOP_WAIT_S)
-        log.info("schedule stopped after %d run(s)", self.runs)
+        skipped = f", {self.skipped} skipped (another instance was syncing)" if self.skipped else ""
+        log.info("schedule stopped after %d run(s)%s", self.runs, skipped)
 
     def stop(self, reason: str = "stop requested") -> None:
         """Ask the service to stop: a running sync is abandoned or finishes, then serve returns.

@@ -209,12 +209,14 @@ def test_init_creates_the_schema_and_is_idempotent(db_url: str) -> None:
     assert count(db_url, "SELECT COUNT(*) FROM devices") == 0
 
 
-def test_init_reports_the_upgrade_and_its_backup(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_init_reports_the_upgrade_and_its_backup(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(db, "upgrade", lambda _e: ("0000", "0001", Path("x.db.bak-0000")))
     result = run("init", "--database-url", "sqlite:///x.db")
     assert result.exit_code == 0
-    assert result.stdout == (
-        "Upgraded sqlite:///x.db from revision 0000 to 0001.\n"
+    assert result.stdout == (  # the file's absolute path: which one was used, wherever one is
+        f"Upgraded sqlite:///{tmp_path.resolve() / 'x.db'} from revision 0000 to 0001.\n"
         "Backup of the previous database: x.db.bak-0000\n"
     )
 
@@ -473,10 +475,13 @@ def test_sync_dry_run_writes_nothing(
     result = run("sync", "--dry-run", "--database-url", url)
     assert result.exit_code == 0, result.output
     n, requests = len(zero_touch_ids(emulator[0])), requests_served(emulator[0])
-    assert normalised(result.stdout) == (
+    summary, title, *_rows, more = normalised(result.stdout).splitlines()
+    assert summary == (
         f"dry run (nothing written): sync dry run succeeded in #.# s: {n} seen, {n} added, "
-        f"0 changed, 0 removed, 0 reappeared; {requests} requests, 0 retries\n"
+        f"0 changed, 0 removed, 0 reappeared; {requests} requests, 0 retries"
     )
+    assert title.rstrip() == f"First 20 of {n} changes"  # the preview: tests/test_cli_operator
+    assert more == f"… and {n - 20} more ({n - 20} added); `--preview N` shows more"
     assert count(url, "SELECT COUNT(*) FROM devices") == 0
     assert count(url, "SELECT COUNT(*) FROM sync_runs") == 0
 
@@ -534,7 +539,7 @@ def test_sync_refuses_while_another_run_holds_the_lock(synced_config: Path, db_u
             result = run("sync")
     finally:
         engine.dispose()
-    assert result.exit_code == 1
+    assert result.exit_code == 75  # EX_TEMPFAIL: cron may try again later
     assert (result.stdout, normalised(result.stderr, db_url)) == (
         "",
         "Error: another zt-inventory sync is writing <database>; wait for it to finish "

@@ -7,6 +7,7 @@ Nothing here touches the network or really sleeps: the transport's ``sleep`` and
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -23,11 +24,13 @@ from inventory.api.retry import (
     BACKOFF_MAX_S,
     RETRY_STATUSES,
     RetryingSender,
+    RetryLog,
     backoff_delay,
     classify,
     decode_json,
     google_error,
     parse_retry_after,
+    transport_failure,
 )
 from inventory.errors import (
     ApiError,
@@ -532,7 +535,7 @@ def test_gives_up_on_transport_errors(harness: MakeHarness) -> None:
     with pytest.raises(RetriableApiError) as info:
         h.call()
     assert str(info.value) == (
-        f"{WHAT}: connection failed on {PATH}: refused (gave up after 3 attempts)"
+        f"{WHAT}: connection refused by zt.test on {PATH} (gave up after 3 attempts)"
     )
     assert (h.counters.requests, h.counters.retries) == (3, 2)
 
@@ -541,8 +544,8 @@ def test_gives_up_on_timeouts(harness: MakeHarness) -> None:
     h = harness([httpx.ReadTimeout("slow")] * 2, max_retries=1)
     with pytest.raises(RetriableApiError) as info:
         h.call()
-    assert (
-        str(info.value) == f"{WHAT}: timed out on {PATH} (ReadTimeout) (gave up after 2 attempts)"
+    assert str(info.value) == (
+        f"{WHAT}: timed out waiting for zt.test (ReadTimeout) on {PATH} (gave up after 2 attempts)"
     )
     assert (h.counters.requests, h.counters.retries) == (2, 1)
 
@@ -642,6 +645,139 @@ def test_counters_are_shared_and_default() -> None:
     assert transport.request_json("GET", "/x", "x") == {"devices": [1]}
     assert transport.counters.requests == 1
     client.close()
+
+
+# --- what a retry says ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (httpx.ConnectError("[Errno 111] Connection refused"), "connection refused by h:8080"),
+        (
+            httpx.ConnectError("[Errno -2] Name or service not known"),
+            "cannot resolve host h",
+        ),
+        (
+            httpx.ConnectError("[Errno -3] Temporary failure in name resolution"),
+            "cannot resolve host h",
+        ),
+        (httpx.ConnectTimeout("timed out"), "timed out connecting to h:8080"),
+        (httpx.ReadTimeout("timed out"), "timed out waiting for h:8080 (ReadTimeout)"),
+        (
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            "connection to h:8080 failed (Server disconnected without sending a response.)",
+        ),
+    ],
+)
+def test_transport_failures_name_the_host(error: httpx.TransportError, expected: str) -> None:
+    assert transport_failure(error, "h:8080") == expected
+
+
+def test_a_dead_endpoint_is_named_with_its_host_and_port() -> None:
+    """A real connection to a closed loopback port: the message names 127.0.0.1:1."""
+    client = httpx.Client(base_url="http://127.0.0.1:1", timeout=5.0)
+    sender = RetryingSender(client, RequestLimiter(0, 1, 1), max_retries=1, sleep=lambda s: None)
+    with pytest.raises(RetriableApiError) as info:
+        sender.request_json("GET", "/v1/partners/1/customers", "customers.list")
+    client.close()
+    assert str(info.value) == (
+        "customers.list: connection refused by 127.0.0.1:1 on /v1/partners/1/customers "
+        "(gave up after 2 attempts)"
+    )
+
+
+class TickingClock:
+    """A clock that moves by the sleeps of the sender (and by hand)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _retry_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "inventory.api"]
+
+
+def test_verbose_logs_every_retry(harness: MakeHarness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="inventory.api")
+    h = harness(
+        [err(503), httpx.ConnectError("[Errno 111] Connection refused"), err(429), ok()],
+        max_retries=3,
+    )
+    h.call()
+    waits = [f"next in {s:.1f} s" for s in h.sleeps]
+    post = f"from zt.test on POST {PATH}"
+    assert _retry_lines(caplog) == [
+        ("DEBUG", f"retrying: HTTP 503 X {post}, attempt 1 of 4, {waits[0]}"),
+        ("DEBUG", f"retrying: connection refused by zt.test on POST {PATH}, attempt 2 of 4, "
+         f"{waits[1]}"),
+        ("DEBUG", f"retrying: HTTP 429 X {post}, attempt 3 of 4, {waits[2]}"),
+    ]  # fmt: skip
+
+
+def test_without_verbose_a_retry_storm_shows_one_line_a_few_seconds_in(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="inventory.api")
+    clock = TickingClock()
+    told = RetryLog(clock)
+    # a retry every half second for 12 s, by several threads' worth of requests
+    for n in range(24):
+        told.retry(f"HTTP 503 from h on GET /p{n}", 1, 9, 0.4)
+        clock.now += 0.5
+    assert _retry_lines(caplog) == [
+        ("WARNING", "retrying: HTTP 503 from h on GET /p6, attempt 1 of 9, next in 0.4 s "
+         "(7 retries in the last 3 s)"),
+        ("WARNING", "retrying: HTTP 503 from h on GET /p16, attempt 1 of 9, next in 0.4 s "
+         "(10 retries in the last 5 s)"),
+    ]  # fmt: skip
+    # a quiet spell ends the storm: the next one starts counting again
+    caplog.clear()
+    clock.now += 60
+    told.retry("HTTP 503 from h on GET /q", 1, 9, 0.4)
+    assert _retry_lines(caplog) == []
+
+
+def test_without_verbose_a_long_wait_shows_at_once(
+    harness: MakeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="inventory.api")
+    clock = TickingClock()
+    h = harness([err(429, {"Retry-After": "42"}), err(503), ok()], retry_log=RetryLog(clock))
+    h.call()
+    assert _retry_lines(caplog) == [
+        ("WARNING", f"retrying: HTTP 429 X from zt.test on POST {PATH}, attempt 1 of 6, "
+         "next in 42.0 s (Retry-After)"),
+    ]  # fmt: skip
+
+
+def test_a_dead_endpoint_without_verbose(
+    harness: MakeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Backoff doubles: the first line comes once the spell is 3 s old, then every 5 s."""
+    caplog.set_level(logging.INFO, logger="inventory.api")
+    clock = TickingClock()
+    refused = httpx.ConnectError("[Errno 111] Connection refused")
+    h = harness([refused] * 9, max_retries=8, retry_log=RetryLog(clock))
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.sleep(seconds)
+
+    h.transport.sleep = sleep
+    with pytest.raises(RetriableApiError, match="gave up after 9 attempts"):
+        h.call()
+    lines = _retry_lines(caplog)
+    assert 1 <= len(lines) <= 1 + sum(waits) / 5
+    assert all(level == "WARNING" for level, _ in lines)
+    assert lines[0][1].startswith(f"retrying: connection refused by zt.test on POST {PATH}, ")
 
 
 # --- RequestLimiter --------------------------------------------------------------------------

@@ -39,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     "sync.plan": set(),
     "sync.fetch": {"api", "errors"},
     "sync.staging": {"models", "store.runs", "transform"},
-    "sync.merge": {"models", "sync.staging"},
+    "sync.merge": {"models", "sync.staging", "transform"},
     "sync.collect": {
         "api",
         "errors",
@@ -78,6 +78,7 @@ ALLOWED: dict[str, set[str]] = {
     "sync": {"sync", "store.runs"},
     # what reads runs and the snapshot
     "status": {"store"},
+    "check": {"api", "auth", "config", "errors"},
     "scheduler": {"sync", "store", "config", "errors", "redact", "signals"},
     "readonly": {"errors", "store", "db", "redact", "sqlout"},
     "sqlout": set(),

@@ -34,7 +34,7 @@ from sqlalchemy import insert, text
 from inventory.cli import main
 from inventory.config import load_settings
 from inventory.emulator import Emulator, generate_fleet, serve
-from inventory.errors import LockedError
+from inventory.errors import ConfigError, LockedError
 from inventory.models import SyncRun
 from inventory.scheduler import MISFIRE_GRACE_S, SyncService, build_trigger, summary_line
 from inventory.store import make_engine
@@ -155,7 +155,7 @@ def test_a_fresh_service_reports_the_newest_full_success(tmp_path: Path) -> None
     assert metric(service, "zt_inventory_last_success_timestamp_seconds") == full_at.timestamp()
 
 
-@pytest.mark.parametrize("error", [LockedError("another run"), RuntimeError("boom")])
+@pytest.mark.parametrize("error", [ConfigError("bad key file"), RuntimeError("boom")])
 def test_a_run_that_raises_is_logged_and_the_service_lives_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, error: Exception
 ) -> None:
@@ -168,6 +168,32 @@ def test_a_run_that_raises_is_logged_and_the_service_lives_on(
     [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert str(error) in line
     assert metric(service, 'zt_inventory_runs_total{status="failed"}') == 1
+
+
+def test_a_tick_that_finds_another_instance_writing_is_skipped_not_failed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The standby of two instances on one database: one INFO line, its own counter, and the
+    run metrics as they were."""
+
+    def locked(*_args: object, **_kwargs: object) -> SyncResult:
+        raise LockedError("another zt-inventory sync is writing …")
+
+    settings = settings_for(tmp_path)
+    service = SyncService(settings, sync=locked)
+    with caplog.at_level(logging.INFO, logger="inventory.scheduler"):
+        assert service.run_once() is None
+        assert service.run_once() is None
+    where = settings.database.url
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", f"skipped: another zt-inventory instance is syncing {where}"),
+    ] * 2
+    assert metric(service, "zt_inventory_runs_skipped_total") == 2
+    for status in ("succeeded", "partial", "failed"):
+        assert metric(service, f'zt_inventory_runs_total{{status="{status}"}}') == 0
+        assert metric(service, f'zt_inventory_last_run_status{{status="{status}"}}') == 0
+    assert metric(service, "zt_inventory_last_run_timestamp_seconds") == 0
+    assert (service.runs, service.skipped) == (0, 2)
 
 
 def test_no_run_starts_once_stopping(tmp_path: Path) -> None:

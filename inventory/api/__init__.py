@@ -16,13 +16,14 @@ from inventory.api.client import (
 )
 from inventory.api.limiter import Counters, RequestLimiter
 from inventory.api.pagination import Page, iter_pages
-from inventory.api.retry import RetryingSender
+from inventory.api.retry import RetryingSender, RetryLog
 
 __all__ = [
     "CUSTOMERS_PAGE_SIZE",
     "Counters",
     "Page",
     "RequestLimiter",
+    "RetryLog",
     "RetryingSender",
     "ZeroTouchClient",
     "build_http_client",

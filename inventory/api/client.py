@@ -19,7 +19,7 @@ import httpx
 from inventory import __version__
 from inventory.api.limiter import Counters, RequestLimiter
 from inventory.api.pagination import Page, iter_pages
-from inventory.api.retry import RetryingSender
+from inventory.api.retry import RetryingSender, RetryLog
 from inventory.auth import GoogleAuth
 from inventory.errors import FatalApiError
 
@@ -169,6 +169,7 @@ def connect(
     transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
     should_stop: Callable[[], bool] | None = None,
+    retry_log: RetryLog | None = None,
 ) -> Iterator[ZeroTouchClient]:
     """The client stack of one reseller partner, open for the ``with`` block.
 
@@ -182,6 +183,7 @@ def connect(
         transport: an httpx transport (the in-process emulator in tests).
         sleep: how to wait between retries and for the quota.
         should_stop: polled before each attempt; True raises ``CancelledError``.
+        retry_log: tells the retries on the ``inventory.api`` logger (default: a new one).
     """
     # Token refreshes go through the same transport as the API calls, so tests run google-auth's
     # real flow against the emulator's token endpoint.
@@ -210,6 +212,7 @@ def connect(
                 sleep=sleep,
                 counters=counters,
                 should_stop=should_stop,
+                retry_log=retry_log,
             )
             yield ZeroTouchClient(sender, partner_id)
     finally:

@@ -3,8 +3,8 @@ one line and an exit code, logging, and printing.
 
 Every command takes ``--config PATH``, ``--database-url URL`` and ``--verbose`` (before or after
 the command name). Library errors become one ``Error: …`` line on stderr and an exit code
-(SPEC: 0 success, 1 the run failed, 2 bad usage or configuration); ``--verbose`` adds the
-traceback and debug logs.
+(SPEC: 0 success, 1 the run failed, 2 bad usage or configuration, 75 another sync holds the
+writer lock, 130 cancelled by SIGINT); ``--verbose`` adds the traceback and debug logs.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ from rich.logging import RichHandler
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from inventory import __version__
-from inventory.config import Settings, load_settings
+from inventory.config import ENV_PREFIX, Settings, load_settings
 from inventory.display import (
     natural_width,
 )
 from inventory.errors import (
     ConfigError,
     InventoryError,
+    SchemaMismatchError,
     first_line,
 )
 from inventory.redact import redact_url, scrub
@@ -53,6 +54,8 @@ class Common:
     database_url: str | None = None
     verbose: bool = False
     url: str | None = None  # the database URL in use, for error messages
+    url_origin: str | None = None  # the environment variable that set it, if one did
+    console: Console | None = None  # the terminal console of rich logs, shared with live bars
 
 
 def options_of(ctx: click.Context) -> Common:
@@ -173,16 +176,20 @@ class Group(click.Group):
             common = options_of(ctx)
             if common.verbose:
                 traceback.print_exc(file=sys.stderr)
-            raise _failure(exc, common.url) from exc
+            raise _failure(exc, common.url, common.url_origin) from exc
 
 
-def _failure(exc: Exception, url: str | None) -> Failure:
+def _failure(exc: Exception, url: str | None, origin: str | None = None) -> Failure:
+    # an error about the database names the environment variable that chose it
+    chosen_by = f"; database.url is set by {origin}" if origin else ""
     if isinstance(exc, ConfigError):
         return failure(exc.errors, exc.exit_code)
+    if isinstance(exc, SchemaMismatchError):
+        return failure([f"{exc}{chosen_by}"], exc.exit_code)
     if isinstance(exc, InventoryError):
         return failure([str(exc)], exc.exit_code)
     if isinstance(exc, SQLAlchemyError):
-        return Failure([database_error(exc, url)])
+        return Failure([database_error(exc, url) + chosen_by])
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return Failure([f"{exc.strerror or exc}{where}"])
@@ -200,6 +207,8 @@ def settings_of(ctx: click.Context) -> Settings:
         common.config, database_url=common.database_url, explicit=common.config is not None
     )
     common.url = settings.database.url
+    origin = settings.origins.get("database.url")
+    common.url_origin = origin if origin and origin.startswith(ENV_PREFIX) else None
     return settings
 
 
@@ -217,7 +226,10 @@ def setup_logging(
     verbose = options_of(ctx).verbose
     handler: logging.Handler
     if rich:
-        handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
+        # Live progress bars must print through this same console: a line that another
+        # console writes to the terminal is erased by the bars' next refresh.
+        console = options_of(ctx).console = Console(stderr=True)
+        handler = RichHandler(console=console, show_path=False, show_time=False)
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
@@ -238,6 +250,11 @@ def setup_logging(
             other.removeHandler(handler)
 
     ctx.call_on_close(restore)
+
+
+def stderr_console(ctx: click.Context) -> Console:
+    """The console on stderr that logs print through (live progress bars share it)."""
+    return options_of(ctx).console or Console(stderr=True)
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -291,7 +308,7 @@ def main() -> None:
 
     zt-inventory pages through the Android Device Provisioning Partner API and writes what it
     finds into SQLite or PostgreSQL. Exit codes: 0 success, 1 the run failed, 2 bad usage or
-    configuration.
+    configuration, 75 another sync holds the writer lock (try later), 130 cancelled.
 
     \b
     Example:

@@ -23,10 +23,9 @@ from inventory.datasette_metadata import datasette_metadata
 from inventory.display import freshness_line, json_default, status_items
 from inventory.errors import SchemaMismatchError, first_line
 from inventory.readonly import read_engine, run_read_only
-from inventory.redact import redact_url
 from inventory.sqlout import json_row, table_lines, text_of
 from inventory.status import check_freshness, collect_status, parse_duration
-from inventory.store import make_engine, sqlite_path
+from inventory.store import database_label, make_engine, sqlite_path
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -60,12 +59,12 @@ def init(ctx: click.Context) -> None:
             before, after, backup = app.db_module().upgrade(engine)
         except app.alembic_error() as exc:
             raise SchemaMismatchError(
-                f"database {redact_url(url)} is at a schema this zt-inventory does not know "
+                f"database {database_label(url)} is at a schema this zt-inventory does not know "
                 f"({first_line(str(exc))}); upgrade zt-inventory"
             ) from None
     finally:
         engine.dispose()
-    where = redact_url(url)
+    where = database_label(url)
     if before is None:
         click.echo(f"Created the zt-inventory schema (revision {after}) in {where}.")
     elif before == after:
@@ -115,10 +114,11 @@ def status(ctx: click.Context, limit: int, as_json: bool, max_age: str | None) -
         return
     with _reading(settings.database.url) as conn:
         data = collect_status(conn, limit)
+    where = database_label(settings.database.url)
     if as_json:
-        click.echo(json.dumps(data, indent=2, default=json_default))
+        click.echo(json.dumps({"database": where, **data}, indent=2, default=json_default))
         return
-    app.print_items(status_items(data, redact_url(settings.database.url)))
+    app.print_items(status_items(data, where))
 
 
 @contextmanager

@@ -24,7 +24,13 @@ from rich.progress import Progress as RichProgress
 
 from inventory.cli import app
 from inventory.cli.app import Failure, common_options, main
-from inventory.display import PlainProgress, pace_text, summary_table
+from inventory.display import (
+    PlainProgress,
+    pace_text,
+    preview_items,
+    preview_selection,
+    summary_table,
+)
 from inventory.identifiers import COLUMNS
 from inventory.signals import on_signals
 
@@ -35,6 +41,9 @@ if TYPE_CHECKING:
 
 
 # --- sync --------------------------------------------------------------------------------------
+
+PREVIEW = 20  # a dry run shows this many changes unless --preview says otherwise
+MAX_PREVIEW = 10_000
 
 
 class LiveProgress:
@@ -118,6 +127,13 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     "is reported with its line, stored with its error and skipped (the run is partial).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option(
+    "--preview",
+    type=click.IntRange(0, MAX_PREVIEW),
+    metavar="N",
+    help=f"With --dry-run: show the first N changes (default {PREVIEW}), shared among added, "
+    "changed, reappeared and removed; --json lists the same.",
+)
 @click.pass_context
 def sync(
     ctx: click.Context,
@@ -126,18 +142,24 @@ def sync(
     customers: tuple[int, ...],
     identifiers: str | None,
     as_json: bool,
+    preview: int | None,
 ) -> None:
     """Run one sync: fetch the inventory from the API and apply it in one transaction.
 
-    Exit status 0 only when the run succeeded; 1 when it failed or was partial.
+    Exit status 0 only when the run succeeded; 1 when it failed or was partial; 75 when
+    another sync holds the writer lock (try later). A dry run shows its first changes.
 
     \b
     Example:
         zt-inventory sync
+        zt-inventory sync --dry-run --preview 50
         zt-inventory sync --dry-run --customer 1234567 --json
     """
     from inventory.sync import run_sync
 
+    if preview is not None and not dry_run:
+        raise click.UsageError("--preview shows what a --dry-run would change; add --dry-run")
+    preview = PREVIEW if preview is None else preview
     settings = app.settings_of(ctx)
     tty = app.is_terminal(sys.stderr) and not as_json
     app.setup_logging(ctx, logging.WARNING if as_json or tty else logging.INFO, rich=tty)
@@ -147,41 +169,53 @@ def sync(
         "allow_mass_removal": allow_mass_removal,
         "customers": list(customers) or None,
         "identifiers_file": identifiers,
+        "preview_limit": preview,
     }
     with _stop_on_signals() as stop:
         if tty:
-            with LiveProgress(Console(stderr=True)) as live:
+            with LiveProgress(app.stderr_console(ctx)) as live:
                 result = run_sync(settings, on_progress=live, should_stop=stop.is_set, **kwargs)
         else:
             on_progress = None if as_json else PlainProgress()
             result = run_sync(settings, on_progress=on_progress, should_stop=stop.is_set, **kwargs)
+    if dry_run:  # the first changes, the same in the table and in JSON
+        result.preview = preview_selection(result, preview)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     elif app.is_terminal(sys.stdout):
-        Console().print(summary_table(result))
+        app.print_items([summary_table(result)])
     else:
         _print_plain_summary(result)
+    if dry_run and not as_json and result.status != "failed":
+        app.print_items(preview_items(result, preview))
     if result.status == "succeeded":
         return
     if result.status == "partial":
-        incomplete = [x for x in result.listings if not x.complete]
-        if all(x.kind == "find_by_identifier" for x in incomplete):
-            raise Failure(
-                [
-                    f"the run was partial: {incomplete[0].error} in the identifiers file, "
-                    "skipped (see the warnings and identifier_lookups.error); the rest was synced"
-                ]
-            )
-        raise Failure(
-            [
-                f"the run was partial: {len(incomplete)} of {len(result.listings)} listings did "
-                "not arrive whole, and their customers' devices were left as they were; see "
-                "`zt-inventory status`, then sync again"
-            ]
-        )
+        raise Failure([f"the run was partial: {_partial_reason(result)}"])
     if result.status == "cancelled":  # SIGINT or SIGTERM: a stop, not an error
         raise Failure(["the run was stopped; nothing was applied"], CANCELLED_EXIT, "Cancelled")
     raise Failure([f"sync failed: {result.error}"])
+
+
+def _partial_reason(result: SyncResult) -> str:
+    """What made a run partial, and what to do: one line."""
+    incomplete = [x for x in result.listings if not x.complete]
+    owners = [x for x in incomplete if x.kind == "find_by_owner"]
+    if owners:
+        return (
+            f"{len(owners)} of {len(result.listings)} listings did not arrive whole, and their "
+            "customers' devices were left as they were; see `zt-inventory status`, then sync "
+            "again"
+        )
+    if incomplete:
+        return (
+            f"{incomplete[0].error} in the identifiers file, skipped (see the warnings and "
+            "identifier_lookups.error); the rest was synced"
+        )
+    return (
+        "some devices missing from their listings could not be checked before their removal, "
+        "and were left as they were (see the warnings); sync again"
+    )
 
 
 def _print_plain_summary(result: SyncResult) -> None:

@@ -29,6 +29,7 @@ from inventory.config.settings import (
     Setting,
     Settings,
     env_var,
+    label_of,
 )
 from inventory.errors import ConfigError
 
@@ -134,7 +135,7 @@ def _settings(
     if (endpoint is None or "endpoint" in parsed["api"]) and is_google_host(
         sections["api"].endpoint
     ):
-        refused = _label("api.endpoint", endpoint.origin if endpoint else None)
+        refused = label_of("api.endpoint", endpoint.origin if endpoint else None)
     credentials = given.get("auth", {}).get("credentials")
     if refused and credentials is not None and sections["auth"].credentials.lower() == "anonymous":
         errors.append(_anonymous(_assignment("auth.credentials", credentials), refused))
@@ -171,7 +172,7 @@ def require_for_sync(settings: Settings) -> None:
         path = auth if partner is None else partner.credentials
         if path.lower() in KEYWORD_CREDENTIALS or Path(path).is_file():
             continue
-        key = _origin_label(settings, "auth.credentials") if path == auth else "credentials"
+        key = settings.label("auth.credentials") if path == auth else "credentials"
         missing.setdefault((key, path), []).extend([] if partner is None else [partner.id])
     for (key, path), ids in missing.items():
         errors.append(
@@ -180,7 +181,7 @@ def require_for_sync(settings: Settings) -> None:
         )
     ident = settings.sync.identifiers_file
     if ident and not Path(ident).is_file():
-        name = _origin_label(settings, "sync.identifiers_file")
+        name = settings.label("sync.identifiers_file")
         errors.append(f"{name}: {ident} does not exist; expected a CSV file path")
     if errors:
         raise ConfigError(errors)
@@ -297,15 +298,6 @@ def _assignment(name: str, given: _Given, *, secret: bool = False) -> str:
     return f"{given.origin}{equals}{value} ({name})"
 
 
-def _label(name: str, origin: str | None) -> str:
-    """A setting as an error names it: its key, after the variable or option that set it."""
-    return name if origin is None else f"{origin} ({name})"
-
-
-def _origin_label(settings: Settings, name: str) -> str:
-    return _label(name, settings.origins.get(name))
-
-
 def _anonymous(where: str, endpoint: str) -> str:
     return (
         f"{where} is allowed only when {endpoint} is not a googleapis.com host "
@@ -341,7 +333,7 @@ def _partners(
         return ()
     shorthand = given.get("partner", {}).get("id")
     if shorthand is not None:
-        name = _label("[partner] id", shorthand.origin)
+        name = label_of("[partner] id", shorthand.origin)
         errors.append(f"partners: set either {name} or [[partners]] tables, not both")
     partners: list[PartnerSettings] = []
     first: dict[int, int] = {}  # partner id -> the number of the table that has it first

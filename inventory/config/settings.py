@@ -137,10 +137,20 @@ class Settings:
     source: Path | None = None
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
+    def label(self, name: str) -> str:
+        """A setting as an error names it: ``auth.credentials``, or the environment variable
+        or option that set it first, ``ZT_INVENTORY_AUTH_CREDENTIALS (auth.credentials)``."""
+        return label_of(name, self.origins.get(name))
+
     @property
     def is_google_endpoint(self) -> bool:
         """True when the endpoint is a googleapis.com host (anonymous auth is refused there)."""
         return parsers.is_google_host(self.api.endpoint)
+
+
+def label_of(name: str, origin: str | None) -> str:
+    """A setting as an error names it: its key, after the variable or option that set it."""
+    return name if origin is None else f"{origin} ({name})"
 
 
 def env_var(section: str, key: str) -> str:

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from inventory.store.engine import (
     SQLITE_BUSY_TIMEOUT_MS,
+    database_label,
     make_engine,
     parse_url,
     require_database_file,
     sqlite_path,
 )
-from inventory.store.lock import LOCK_KEY, WriterLock
+from inventory.store.lock import LOCK_TABLE, WriterLock
 
 __all__ = [
-    "LOCK_KEY",
+    "LOCK_TABLE",
     "SQLITE_BUSY_TIMEOUT_MS",
     "WriterLock",
+    "database_label",
     "make_engine",
     "parse_url",
     "require_database_file",

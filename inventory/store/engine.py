@@ -113,14 +113,24 @@ def require_database_file(url: str) -> None:
     """Refuse a SQLite URL whose file does not exist (rather than creating an empty one).
 
     Raises:
-        SchemaMismatchError: naming ``zt-inventory init``.
+        SchemaMismatchError: naming the file's absolute path and ``zt-inventory init``.
     """
     path = sqlite_path(url)
     if path is not None and not Path(path).exists():
         raise SchemaMismatchError(
-            f"database file {path} does not exist; run `zt-inventory init` first "
-            "(or pass --database-url)"
+            f"database file {Path(path).resolve()} does not exist; run `zt-inventory init` "
+            "first (or pass --database-url)"
         )
+
+
+def database_label(url: str | URL) -> str:
+    """The database as messages name it: the URL with its password hidden, and a SQLite
+    file's path made absolute, so that a reader sees which file was used whatever the
+    working directory (``sqlite:////srv/zt/zt-inventory.db``)."""
+    path = sqlite_path(url)
+    if path is not None:
+        return f"sqlite:///{Path(path).resolve()}"
+    return redact_url(url)
 
 
 def sqlite_path(url: str | URL) -> str | None:

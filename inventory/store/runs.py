@@ -110,7 +110,10 @@ class SyncResult:
     identifiers_looked_up: int = 0
     identifiers_found: int = 0
     error: str | None = None
+    # a dry run's first changes: up to ``preview_limit`` of each kind as the run collects
+    # them; the CLI shows at most ``preview_limit`` in all
     preview: list[dict[str, Any]] = field(default_factory=list)
+    preview_limit: int = 20
     # why a failed run failed, as the exception (a CancelledError when it was stopped)
     failure: InventoryError | None = field(default=None, repr=False, compare=False)
 
@@ -134,7 +137,16 @@ class SyncResult:
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
         data["duration_s"] = self.duration_s
         data["listings_complete"] = sum(1 for item in self.listings if item.complete)
+        data["preview_capped"] = self.dry_run and len(self.preview) < self.changes
         return data
+
+    @property
+    def changes(self) -> int:
+        """Devices added, changed, reappeared and removed: what a dry run would apply."""
+        return (
+            self.devices_added + self.devices_changed + self.devices_reappeared
+            + self.devices_removed
+        )  # fmt: skip
 
 
 def open_run(engine: Engine, result: SyncResult, partner_id: int) -> int:

@@ -32,6 +32,7 @@ from inventory.models import (
     table_of,
 )
 from inventory.sync.staging import DEVICE_CONTENT, DEVICE_KEY, REMOVAL_LISTING, shared_columns
+from inventory.transform import ZERO_TOUCH
 
 ACCEPTED = "('added', 'changed', 'reappeared')"
 _IDS_PER_STATEMENT = 500  # bound parameters per statement (well under SQLite's limit)
@@ -189,15 +190,25 @@ def change_counts(conn: Connection) -> dict[str, int]:
 
 
 def preview(conn: Connection, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` staged changes of each kind: what a dry run would apply."""
+    """Up to ``limit`` staged changes of each kind: what a dry run would apply (a device to
+    remove as the snapshot has it, with its zero-touch owner)."""
     sql = text(
-        "SELECT device_id, change, imei, serial_number, owner_company_id "
-        "FROM sync_staging_devices WHERE change = :c ORDER BY device_id"
+        """
+        SELECT s.device_id, s.change,
+               COALESCE(s.imei, d.imei) AS imei,
+               COALESCE(s.serial_number, d.serial_number) AS serial_number,
+               CASE WHEN s.change = 'removed'
+                    THEN (SELECT c.owner_company_id FROM device_claims c
+                          WHERE c.device_id = s.device_id AND c.section_type = :zt)
+                    ELSE s.owner_company_id END AS owner_company_id
+        FROM sync_staging_devices s LEFT JOIN devices d ON d.device_id = s.device_id
+        WHERE s.change = :c ORDER BY s.device_id
+        """
     )
     rows: list[dict[str, Any]] = []
     with conn.begin():
         for change in ("added", "changed", "reappeared", "removed"):
-            found = conn.execute(sql, {"c": change})
+            found = conn.execute(sql, {"c": change, "zt": ZERO_TOUCH})
             rows += [dict(r) for r in found.mappings().fetchmany(limit)]
     return rows
 

@@ -65,6 +65,7 @@ def run_sync(
     transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
     should_stop: Callable[[], bool] | None = None,
+    preview_limit: int = PREVIEW_ROWS,
 ) -> SyncResult:
     """Run one sync of ``settings`` into its database.
 
@@ -79,6 +80,7 @@ def run_sync(
         transport: an httpx transport (the in-process emulator in tests).
         sleep: how to wait between retries.
         should_stop: polled; True abandons the run with nothing applied.
+        preview_limit: a dry run previews up to this many changes of each kind.
 
     Returns:
         The run's result; API and listing failures end as ``failed`` or ``partial``, and a
@@ -110,6 +112,7 @@ def run_sync(
                     trigger=trigger,
                     dry_run=dry_run,
                     started_at=datetime.now(UTC),
+                    preview_limit=preview_limit,
                 ),
                 allow_mass_removal=allow_mass_removal,
                 subset=list(customers) if customers else list(settings.sync.customers),
@@ -382,7 +385,7 @@ class _Run:
         result, lookups, writer = self.result, self.collector.lookups, self.writer
         self._collect_counters()
         if result.dry_run:
-            result.preview = merge.preview(writer, PREVIEW_ROWS)
+            result.preview = merge.preview(writer, result.preview_limit)
             return
         now = datetime.now(UTC)  # the new snapshot's time: its versions start then
         with writer.begin():

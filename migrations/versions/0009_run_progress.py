@@ -6,7 +6,7 @@ seconds, so that ``zt-inventory status`` run from another shell or host shows ho
 It is NULL once the run ended, and for every run recorded before this revision.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-30 16:00:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
