@@ -131,7 +131,7 @@ class Metrics:
         self.runs.labels(status=status).inc()
         self.requests.inc(result.api_requests)
         self.retries.inc(result.retries)
-        if result.ok and result.scope == runs.RunScope.FULL and not result.dry_run:
+        if result.fleet_fresh:
             self.last_success.set(finished.timestamp())
         if devices_current is not None:
             self.devices_current.set(devices_current)

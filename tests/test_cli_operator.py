@@ -265,18 +265,35 @@ def test_errors_about_the_database_name_the_variable_that_set_it(
     assert result.stderr.endswith("first (or pass --database-url)\n")
 
 
-def test_check_names_the_variable_of_an_unusable_key_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("command", ["check", "sync"])
+def test_sync_and_check_name_the_variable_of_an_unusable_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
     (tmp_path / "key.json").write_text("not json", encoding="utf-8")
     monkeypatch.setenv("ZT_INVENTORY_PARTNER_ID", "1234567")
     monkeypatch.setenv("ZT_INVENTORY_AUTH_CREDENTIALS", "key.json")
-    result = run("check")
+    monkeypatch.setenv("ZT_INVENTORY_DATABASE_URL", f"sqlite:///{tmp_path / 'inv.db'}")
+    result = run(command)
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: ZT_INVENTORY_AUTH_CREDENTIALS (auth.credentials): service-account key file "
         "key.json is not readable JSON; download a new JSON key for the service account\n"
     )
+
+
+def test_sync_names_the_variable_of_an_unusable_identifiers_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ids.csv").write_text("colour\nblue\n", encoding="utf-8")
+    monkeypatch.setenv("ZT_INVENTORY_PARTNER_ID", "1234567")
+    monkeypatch.setenv("ZT_INVENTORY_AUTH_CREDENTIALS", "anonymous")
+    monkeypatch.setenv("ZT_INVENTORY_API_ENDPOINT", "http://127.0.0.1:1")
+    monkeypatch.setenv("ZT_INVENTORY_SYNC_IDENTIFIERS_FILE", "ids.csv")
+    result = run("sync")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "Error: ZT_INVENTORY_SYNC_IDENTIFIERS_FILE (sync.identifiers_file): ids.csv:1: "
+    ), result.stderr
 
 
 def test_sync_names_the_variables_of_missing_files(

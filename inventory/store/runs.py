@@ -123,6 +123,18 @@ class SyncResult:
         return self.status == RunStatus.SUCCEEDED
 
     @property
+    def fleet_fresh(self) -> bool:
+        """True when this full run applied every listing of the fleet whole: what tells how
+        fresh the fleet is (a run partial only for an identifiers row or a removal it could
+        not check counts; see :func:`last_full_success`)."""
+        return (
+            self.status in APPLIED
+            and self.scope == RunScope.FULL
+            and not self.dry_run
+            and all(x.complete for x in self.listings if x.kind == ListingKind.FIND_BY_OWNER)
+        )
+
+    @property
     def duration_s(self) -> float | None:
         """Seconds from start to finish."""
         if self.finished_at is None:
@@ -295,16 +307,24 @@ def last_applied_run(conn: Connection) -> dict[str, Any] | None:
 
 
 def last_full_success(conn: Connection) -> dict[str, Any] | None:
-    """The newest succeeded ``full`` run (``run_id``, ``finished_at``), or None.
+    """The newest ``full`` run that brought every listing of the fleet in whole (``run_id``,
+    ``finished_at``), or None.
 
     This is how fresh the fleet is: a ``customers`` run brings a few customers up to date and
-    says nothing of the rest, and a partial run left some listings as they were.
+    says nothing of the rest, and a run with an incomplete listing left some customers as they
+    were. A run that is partial for another reason (a malformed row of the identifiers file,
+    a removal it could not check) still brought the whole fleet: it counts.
     """
-    cols = SyncRun.__table__.c
+    cols, listings = SyncRun.__table__.c, SyncListing.__table__.c
+    broken = (
+        select(listings.listing_id)
+        .where(listings.run_id == cols.run_id)
+        .where(listings.kind == ListingKind.FIND_BY_OWNER, listings.complete.is_(False))
+    )
     row = conn.execute(
         select(cols.run_id, cols.finished_at)
-        .where(cols.status == RunStatus.SUCCEEDED, cols.scope == RunScope.FULL)
-        .where(cols.finished_at.is_not(None))
+        .where(cols.status.in_(APPLIED), cols.scope == RunScope.FULL)
+        .where(cols.finished_at.is_not(None), ~broken.exists())
         .order_by(cols.run_id.desc())
         .limit(1)
     ).first()

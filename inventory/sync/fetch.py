@@ -224,6 +224,8 @@ class PageFetcher(Generic[T]):
         page_size: items per page (to count a chain's pages left from ``totalSize``).
         halt: the run's stop flag, polled while waiting (the fetching stops its own threads
             when it ends, however it ends, without setting it).
+        idle: called on the consumer's thread when nothing arrived for ``POLL_S`` (to show
+            that retries and quota waits go on).
     """
 
     def __init__(
@@ -235,8 +237,10 @@ class PageFetcher(Generic[T]):
         concurrency: int,
         page_size: int,
         halt: Callable[[], bool],
+        idle: Callable[[], None] | None = None,
     ) -> None:
         self._chains = Chains(tasks, open_pages, expected_pages, page_size)
+        self._idle = idle
         self._expected = expected_pages
         self._workers = max(1, concurrency)
         self._inbox: queue.Queue[Fetched[T]] = queue.Queue(self._workers * QUEUE_PAGES_PER_WORKER)
@@ -267,6 +271,8 @@ class PageFetcher(Generic[T]):
                 try:
                     item = self._inbox.get(timeout=POLL_S)
                 except queue.Empty:
+                    if self._idle is not None:
+                        self._idle()
                     continue
                 if item.ended:
                     self._remaining -= 1

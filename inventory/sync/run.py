@@ -11,6 +11,7 @@ step is a function of its own module: ``api`` (the client stack), ``plan``, ``fe
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -93,11 +94,17 @@ def run_sync(
     """
     require_for_sync(settings)
     ident_path = settings.sync.identifiers_file if identifiers_file is None else identifiers_file
-    identifiers = read_identifiers(ident_path) if ident_path else None
+    try:
+        identifiers = read_identifiers(ident_path) if ident_path else None
+    except ConfigError as exc:  # say which setting named the file (an environment variable?)
+        if identifiers_file is not None:
+            raise
+        where = settings.label("sync.identifiers_file")
+        raise ConfigError([f"{where}: {e}" for e in exc.errors]) from None
     try:
         credentials = load_credentials(settings.auth.credentials)
     except AuthError as exc:  # an unusable key file is bad configuration: nothing ran
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(f"{settings.label('auth.credentials')}: {exc}") from None
     require_database_file(settings.database.url)  # rather than create an empty one
     engine = make_engine(settings.database.url)
     try:
@@ -154,6 +161,7 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.partner_id = self.settings.partner.id or 0
+        self._thread = threading.get_ident()  # the run's own: it alone writes and notifies
         api = self.settings.api
         if api.quota_per_100s:
             self.progress.quota_rate = api.quota_per_100s / api.quota_window_s
@@ -193,7 +201,7 @@ class _Run:
                 self.credentials,
                 counters=self.counters,
                 transport=self.transport,
-                sleep=self.sleep,
+                sleep=self._wait,
                 should_stop=self.halt,
             ) as client:
                 companies, workspaces = self._list_customers(client)
@@ -301,6 +309,7 @@ class _Run:
             concurrency=self.settings.api.concurrency,
             page_size=self.settings.api.page_size,
             halt=self.halt,
+            idle=self._notify,
         )
         fetched = iter(fetcher)
         with closing(fetched):
@@ -451,6 +460,13 @@ class _Run:
         self.result.retries = self.counters.retries
         collector = getattr(self, "collector", None)  # none when the run failed to open
         self.result.unknown_fields = dict(collector.unknown) if collector else {}
+
+    def _wait(self, seconds: float) -> None:
+        """How the API client waits (retries, the quota): the run's own thread shows its
+        counters first, so that a retry storm in customers.list does not look like a stall."""
+        if threading.get_ident() == self._thread:
+            self._notify()
+        self.sleep(seconds)
 
     def _notify(self, phase: Phase | None = None) -> None:
         progress = self.progress
