@@ -223,13 +223,13 @@ def run_baseline(settings: Settings, *, load: bool = True) -> dict[str, Any]:
     seen: set[str] = set()
     with connect(settings.api, partner_id, None, counters=counters) as client:
         owners = _owners(client)
-        own = {w for _, w in owners if w}
-        extra = [w for w in settings.sync.google_workspace_customer_ids if w not in own]
+        spaces = [w for _, w in owners if w] + list(settings.sync.google_workspace_customer_ids)
         planned = plan_listings(
-            owners,
-            extra,
+            [c for c, _ in owners],
+            list(dict.fromkeys(spaces)),
             settings.sync.section_types,
             concurrency=settings.api.concurrency,
+            max_ids=settings.api.max_ids_per_request,
             by_company={},
             by_workspace={},
         )
