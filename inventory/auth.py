@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ import httpx
 from google.auth import transport as ga_transport
 from google.oauth2 import service_account
 
-from inventory.errors import AuthError, RetriableApiError
+from inventory.errors import AuthError, ConfigError, RetriableApiError
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -74,6 +74,32 @@ class HttpxRequest(ga_transport.Request):
                 + (f" ({detail})" if detail else "")
             ) from None
         return _Response(response)
+
+
+def load_configured_credentials(spec: str, label: str) -> Credentials | None:
+    """:func:`load_credentials`, where an unusable key file is bad configuration: nothing ran.
+
+    Raises:
+        ConfigError: naming the setting (``label``) and what is wrong with its file.
+    """
+    try:
+        return load_credentials(spec)
+    except AuthError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+def load_each(specs: Iterable[tuple[str, str]]) -> dict[str, Credentials | None]:
+    """{key file: its credentials} for (key file, the setting that names it) pairs, each file
+    loaded once (partners behind one key file share its credentials and their token).
+
+    Raises:
+        ConfigError: a key file is unusable, naming the setting.
+    """
+    loaded: dict[str, Credentials | None] = {}
+    for spec, label in specs:
+        if spec not in loaded:
+            loaded[spec] = load_configured_credentials(spec, label)
+    return loaded
 
 
 def load_credentials(spec: str) -> Credentials | None:

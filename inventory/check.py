@@ -18,9 +18,9 @@ from typing import Any
 
 from inventory.api import Counters, Page, ZeroTouchClient, connect
 from inventory.api.client import CUSTOMERS_FALLBACK_PAGE_SIZE, CUSTOMERS_PAGE_SIZE
-from inventory.auth import SCOPE, load_credentials
+from inventory.auth import SCOPE, load_configured_credentials
 from inventory.config import PartnerSettings, Settings, require_for_sync
-from inventory.errors import ApiError, AuthError, ConfigError, FatalApiError, ListingError
+from inventory.errors import ApiError, AuthError, FatalApiError, ListingError
 
 PROBES = 10  # customers (and Workspace accounts) probed, one call each, for a sample
 SAMPLE = 3  # owners with devices packed into one request
@@ -104,14 +104,8 @@ def run_checks(
     require_for_sync(settings)
     report = Report()
     for partner in settings.partners:
-        try:
-            credentials = load_credentials(partner.credentials)
-        except AuthError as exc:  # an unusable key file is bad configuration
-            own = partner.credentials != settings.auth.credentials
-            key = (
-                f"partner {partner.id}: credentials" if own else settings.label("auth.credentials")
-            )
-            raise ConfigError(f"{key}: {exc}") from None
+        label = settings.credentials_label(partner)
+        credentials = load_configured_credentials(partner.credentials, label)
         if on_partner is not None:
             on_partner(partner)
         counters = Counters()

@@ -1,9 +1,10 @@
 """SQLAlchemy 2.0 models: the tables of SPEC.md plus the private staging tables of a run.
 
 The public tables (``customers``, ``devices``, ``device_claims``, ``device_metadata``,
-``device_versions``, ``identifier_lookups``, ``sync_runs``, ``sync_listings``) and the views
-(``v_devices``, ``v_customer_device_counts``, ``v_device_changes``, ``v_reconciliation``) are
-the product's interface: users' SQL and dashboards depend on their names. Their schema is
+``device_versions``, ``identifier_lookups``, ``sync_runs``, ``sync_run_partners``,
+``sync_listings``, ``vendors``, ``vendor_customers``) and the views (``v_devices``,
+``v_customer_device_counts``, ``v_device_changes``, ``v_reconciliation``, ``v_vendor_devices``)
+are the product's interface: users' SQL and dashboards depend on their names. Their schema is
 created by Alembic migrations (``migrations/``); a test checks that these models and the
 migrations agree.
 
@@ -96,9 +97,9 @@ class Base(DeclarativeBase):
 
 
 class CustomerFields:
-    """What ``customers.list`` says of a company (``customers`` and its staging table)."""
+    """What ``customers.list`` says of a company (``customers`` and its staging table), beside
+    its key (the partner whose list it is on, and its company id)."""
 
-    partner_id: Mapped[int] = mapped_column(BigInteger)
     company_name: Mapped[str | None] = mapped_column(Text)
     name: Mapped[str | None] = mapped_column(Text)
     owner_emails: Mapped[list[Any]] = mapped_column(JSON_DOCUMENT)
@@ -140,24 +141,66 @@ class ClaimFields:
     google_workspace_customer_id: Mapped[str | None] = mapped_column(Text)
 
 
+class VendorFields:
+    """What ``vendors.list`` or ``vendors.customers.list`` says of a company (``vendors``,
+    ``vendor_customers`` and their staging tables), beside its key."""
+
+    company_name: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON_DOCUMENT)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ListedSince:
+    """When a row of a list (``customers``, ``vendors``, ``vendor_customers``) was first seen,
+    last changed, and left the list (NULL while it is on it)."""
+
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+def _key(column_type: Any = BigInteger) -> Any:
+    """A primary-key column that the API numbers (never autoincrement)."""
+    return mapped_column(column_type, primary_key=True, autoincrement=False)
+
+
 class MetadataFields:
     """One metadata entry's value, beside its key (``device_metadata`` and its staging table)."""
 
     value: Mapped[str | None] = mapped_column(Text)
 
 
-class Customer(CustomerFields, Base):
-    """One company from ``customers.list``."""
+class Customer(CustomerFields, ListedSince, Base):
+    """One company from a partner's ``customers.list`` (a company that is a customer of two
+    partners has a row for each, revision 0010)."""
 
     __tablename__ = "customers"
     __table_args__ = (
         Index("ix_customers_google_workspace_customer_id", "google_workspace_customer_id"),
     )
 
-    company_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    last_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    partner_id: Mapped[int] = _key()
+    company_id: Mapped[int] = _key()
+
+
+class Vendor(VendorFields, ListedSince, Base):
+    """One vendor (sub-reseller) of a partner, from ``partners.vendors.list``."""
+
+    __tablename__ = "vendors"
+
+    partner_id: Mapped[int] = _key()
+    vendor_id: Mapped[int] = _key()
+
+
+class VendorCustomer(VendorFields, ListedSince, Base):
+    """One customer of a partner's vendor, from ``partners.vendors.customers.list``."""
+
+    __tablename__ = "vendor_customers"
+    __table_args__ = (Index("ix_vendor_customers_company_id", "company_id"),)
+
+    partner_id: Mapped[int] = _key()
+    vendor_id: Mapped[int] = _key()
+    company_id: Mapped[int] = _key()
 
 
 class Device(DeviceFields, Base):
@@ -246,6 +289,23 @@ class SyncRun(Base):
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
 
 
+class SyncRunPartner(Base):
+    """How one partner of a run went (revision 0010): a partner whose customers.list failed is
+    ``failed`` and left as it was, one with an incomplete listing ``partial``, while the run's
+    other partners apply. ``partner_id`` of ``sync_runs`` is the run's first partner."""
+
+    __tablename__ = "sync_run_partners"
+
+    run_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("sync_runs.run_id"), primary_key=True, autoincrement=False
+    )
+    partner_id: Mapped[int] = _key()
+    status: Mapped[str] = mapped_column(String(16))
+    customers_seen: Mapped[int] = mapped_column(Integer)
+    devices_seen: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class SyncListing(Base):
     """One listing: a findByOwner query paged to its end (or the identifier lookups of a run)."""
 
@@ -254,6 +314,7 @@ class SyncListing(Base):
     listing_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(Integer, ForeignKey("sync_runs.run_id"), index=True)
     kind: Mapped[str] = mapped_column(String(32), default="find_by_owner")
+    partner_id: Mapped[int | None] = mapped_column(BigInteger)  # revision 0010
     section_type: Mapped[str | None] = mapped_column(String(64))
     company_ids: Mapped[list[Any]] = mapped_column(JSON_DOCUMENT)
     google_workspace_customer_ids: Mapped[list[Any]] = mapped_column(JSON_DOCUMENT)
@@ -296,6 +357,7 @@ class DeviceVersion(Base):
     owner_company_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON_DOCUMENT)
+    partner_id: Mapped[int | None] = mapped_column(BigInteger)  # whose listing saw it (0010)
 
 
 class IdentifierLookup(Base):
@@ -327,6 +389,8 @@ class IdentifierLookup(Base):
     order_number: Mapped[str | None] = mapped_column(Text)
     owner_company_id: Mapped[int | None] = mapped_column(BigInteger)
     google_workspace_customer_id: Mapped[str | None] = mapped_column(Text)
+    # revision 0010: the partner that looked the row up (each partner looks every row up)
+    partner_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 # --- private staging tables of a run: TEMPORARY, on the run's writer connection only ---------
@@ -402,6 +466,7 @@ class StagingCoverage(StagingBase):
     __tablename__ = "sync_staging_coverage"
     __table_args__ = _TEMPORARY
 
+    partner_id: Mapped[int] = _key()  # the partner whose listing asked
     section_type: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner_kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # company / workspace
     owner_key: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -414,7 +479,46 @@ class StagingCustomer(CustomerFields, StagingBase):
     __tablename__ = "sync_staging_customers"
     __table_args__ = _TEMPORARY
 
-    company_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    partner_id: Mapped[int] = _key()
+    company_id: Mapped[int] = _key()
+
+
+class StagingVendor(VendorFields, StagingBase):
+    """A vendor as a partner's ``vendors.list`` returned it in a run."""
+
+    __tablename__ = "sync_staging_vendors"
+    __table_args__ = _TEMPORARY
+
+    partner_id: Mapped[int] = _key()
+    vendor_id: Mapped[int] = _key()
+
+
+class StagingVendorCustomer(VendorFields, StagingBase):
+    """A vendor's customer as ``vendors.customers.list`` returned it in a run."""
+
+    __tablename__ = "sync_staging_vendor_customers"
+    __table_args__ = _TEMPORARY
+
+    partner_id: Mapped[int] = _key()
+    vendor_id: Mapped[int] = _key()
+    company_id: Mapped[int] = _key()
+
+
+class StagingScope(StagingBase):
+    """What a run may conclude about each configured partner's claims in each section type.
+
+    ``mode``: ``everyone`` (the run listed every customer of the partner: an owner no listing
+    asked about has left it), ``explicit`` (some customers: only owners a complete listing asked
+    about are covered) or ``skipped`` (not synced, or its customers.list failed: its claims keep
+    their devices). A claim of a partner and section with no row here is not the run's concern.
+    """
+
+    __tablename__ = "sync_staging_scope"
+    __table_args__ = _TEMPORARY
+
+    partner_id: Mapped[int] = _key()
+    section_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
 
 
 def table_of(model: type[Base] | type[StagingBase]) -> Table:

@@ -369,6 +369,30 @@ def to_customer_row(company: Any, partner_id: int) -> tuple[dict[str, Any], list
     return row, unknown
 
 
+def to_vendor_row(
+    company: Any, partner_id: int, vendor_id: int | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Flatten one API ``Company`` of ``vendors.list`` (``vendor_id`` None) or of a vendor's
+    ``vendors.customers.list`` into a ``vendors`` or ``vendor_customers`` row; returns (row,
+    unknown field paths).
+
+    Raises:
+        BadRecordError: the record is not an object or has no usable ``companyId``.
+    """
+    if not isinstance(company, dict):
+        raise BadRecordError(f"a company is not a JSON object: {str(company)[:80]!r}")
+    company_id = parse_int64(company.get("companyId"), "Company.companyId")
+    row: dict[str, Any] = {"partner_id": partner_id}
+    if vendor_id is None:
+        row["vendor_id"] = company_id
+    else:
+        row["vendor_id"], row["company_id"] = vendor_id, company_id
+    row["company_name"] = _text(company.get("companyName"))
+    row["raw"] = company
+    row["content_hash"] = content_hash(dict(company, companyId=str(company_id)))
+    return row, _unknown(company, COMPANY_FIELDS, "Company")
+
+
 def _string_list(value: Any) -> list[Any]:
     return [str(item) for item in value] if isinstance(value, list) else []
 

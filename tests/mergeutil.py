@@ -88,18 +88,19 @@ def merge_run(
                     x.company_ids,
                     x.workspace_ids,
                     complete=x.complete,
+                    partner_id=PARTNER,
                 )
                 for x in listings
             ],
         )
+        mode = "everyone" if every_customer else "explicit"
+        staging.stage_scope(conn, [(PARTNER, s, mode) for s in sections])
         merge.mark_incomplete(conn, [x.number for x in listings if not x.complete])
         merge.deduplicate(conn)
-        merge.stage_removals(
-            conn, sections, every_customer=every_customer, identifiers_complete=True
-        )
+        merge.stage_removals(conn, claimless_partners=[PARTNER] if every_customer else [])
         counts = merge.change_counts(conn)
         with conn.begin():
-            merge.apply(conn, run_id, now, counts)
+            merge.apply(conn, run_id, now, counts, {"customers": [PARTNER]})
             merge.apply_lookups(conn, run_id, list(lookups), now)
         staging.drop(conn)
     return {k: counts.get(k, 0) for k in ("added", "changed", "reappeared", "removed")}

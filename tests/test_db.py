@@ -131,7 +131,7 @@ def test_views_answer_on_seeded_rows(engine: Engine) -> None:
     assert by_id[3].company_id == big
     assert by_id[3].company_name == "Globex"
     assert by_id[4].company_id is None  # only a SIM-lock claim: no zero-touch owner
-    assert [tuple(r) for r in counts] == [(10, "Acme", 2), (big, "Globex", 1)]
+    assert [tuple(r) for r in counts] == [(1, 10, "Acme", 2), (1, big, "Globex", 1)]
 
 
 def test_check_revision_refuses_an_empty_or_old_database(db_url: str) -> None:

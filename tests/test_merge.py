@@ -204,6 +204,7 @@ def version(
         "owner_company_id": owner,
         "content_hash": digest(raw),
         "raw": raw,
+        "partner_id": PARTNER,
     }
 
 
@@ -285,12 +286,12 @@ def test_a_first_apply_writes_each_device_its_claims_metadata_and_first_version(
          "model": None, "device_type": None, "chrome_os_attested_device_id": None,
          "line_number": 2, "found": True, "device_id": 501, "matches": 1, "error": None,
          "expected_company_id": ACME, "order_number": "SO-1", "owner_company_id": ACME,
-         "google_workspace_customer_id": None},
+         "google_workspace_customer_id": None, "partner_id": PARTNER},
         {"imei": "990000862471855", "meid": None, "serial_number": None, "manufacturer": None,
          "model": None, "device_type": None, "chrome_os_attested_device_id": None,
          "line_number": 3, "found": False, "device_id": None, "matches": 0, "error": None,
          "expected_company_id": None, "order_number": None, "owner_company_id": None,
-         "google_workspace_customer_id": None},
+         "google_workspace_customer_id": None, "partner_id": PARTNER},
     ]  # fmt: skip
     counts = merge_run(
         engine, T1, [acme(PHONE, CHROMEBOOK), globex(TABLET)], CUSTOMERS, lookups=lookups

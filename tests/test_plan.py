@@ -214,14 +214,21 @@ def test_a_re_sync_plans_its_listings_from_the_snapshot(engine: Engine, db_url: 
         assert devices == emu.fleet.count_owned(ZT, set(), {space})
     heaviest = max(customers, key=lambda c: companies.get(c.company_id, 0))
     # A first sync knows nothing: 2 slots x 4 listings, each a run of 7 or 8 customers in
-    # companyId order, the larger first; then 2 listings of Workspace accounts.
-    assert [len(x.company_ids) for x in first.listings] == [8, 8, 8, 8, 7, 7, 7, 7, 0, 0]
-    assert [len(x.google_workspace_customer_ids) > 0 for x in first.listings[-2:]] == [True] * 2
-    in_order = [c for x in first.listings for c in x.company_ids]
+    # companyId order, the larger first; then 2 listings of Workspace accounts; then one of the
+    # vendors' customers.
+    vendors = [
+        c.company_id for v in emu.fleet.vendors_of(emu.fleet.partner_id) for c in v.customers
+    ]
+    planned, last = first.listings[:-1], first.listings[-1]
+    assert last.company_ids == vendors
+    assert [len(x.company_ids) for x in planned] == [8, 8, 8, 8, 7, 7, 7, 7, 0, 0]
+    assert [len(x.google_workspace_customer_ids) > 0 for x in planned[-2:]] == [True] * 2
+    in_order = [c for x in planned for c in x.company_ids]
     assert in_order == sorted(c.company_id for c in customers)
     second = run(emu, settings)
     assert second.status == "succeeded", second.error
     assert second.devices_seen == first.devices_added
     starting = second.listings[:2]  # what the 2 request slots take first
     assert any(heaviest.company_id in x.company_ids for x in starting)
-    assert {c for x in second.listings for c in x.company_ids} == {c.company_id for c in customers}
+    listed = {c for x in second.listings for c in x.company_ids}
+    assert listed == {c.company_id for c in customers} | set(vendors)

@@ -250,7 +250,7 @@ def test_v_device_changes_names_every_kind_of_change(engine: Engine) -> None:
         rows = conn.execute(text("SELECT * FROM v_device_changes")).mappings().all()
     assert list(rows[0]) == [
         "run_id", "changed_at", "device_id", "change", "previous_company_id", "company_id",
-        "version_id",
+        "version_id", "partner_id",
     ]  # fmt: skip
     got = [(r["run_id"], r["device_id"], r["change"], r["previous_company_id"], r["company_id"])
            for r in rows]  # fmt: skip

@@ -471,6 +471,12 @@ def test_the_gil_switch_interval_is_short_only_while_pages_stream(
     assert sys.getswitchinterval() == before
 
 
+def _is_customers_list(request: httpx.Request) -> bool:
+    """partners.customers.list (not a vendor's customers.list)."""
+    parts = request.url.path.strip("/").split("/")
+    return len(parts) == 4 and parts[1] == "partners" and parts[3] == "customers"
+
+
 class _CapCustomerPages(httpx.BaseTransport):
     """A server that answers customers.list with at most ``cap`` customers a page."""
 
@@ -478,7 +484,7 @@ class _CapCustomerPages(httpx.BaseTransport):
         self.inner, self.cap, self.asked = inner, cap, []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/customers"):
+        if _is_customers_list(request):
             self.asked.append(request.url.params.get("pageSize"))
             request.url = request.url.copy_set_param("pageSize", str(self.cap))
         return self.inner.handle_request(request)
@@ -505,7 +511,7 @@ class _RefuseLargeCustomerPages(httpx.BaseTransport):
         self.inner, self.asked = inner, []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/customers"):
+        if _is_customers_list(request):
             size = int(request.url.params.get("pageSize", "0"))
             self.asked.append(size)
             if size > 100:

@@ -13,6 +13,7 @@ from inventory.api.client import (
     ZeroTouchClient,
     build_http_client,
     connect,
+    connect_partners,
 )
 from inventory.api.limiter import Counters, RequestLimiter
 from inventory.api.pagination import Page, iter_pages
@@ -28,5 +29,6 @@ __all__ = [
     "ZeroTouchClient",
     "build_http_client",
     "connect",
+    "connect_partners",
     "iter_pages",
 ]

@@ -10,8 +10,8 @@ discovery document describes them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -78,6 +78,26 @@ class ZeroTouchClient:
                 return fetch(None)
 
         return iter_pages(fetch, "customers")
+
+    def iter_vendor_pages(self, page_size: int = 100) -> Iterator[Page]:
+        """``partners.vendors.list``: the partner's vendors (sub-resellers), page by page."""
+        return self._iter_list(f"{self._base}/vendors", "vendors.list", "vendors", page_size)
+
+    def iter_vendor_customer_pages(self, vendor_id: int, page_size: int = 100) -> Iterator[Page]:
+        """``partners.vendors.customers.list``: one vendor's customers, page by page."""
+        path = f"{self._base}/vendors/{vendor_id}/customers"
+        return self._iter_list(path, "vendors.customers.list", "customers", page_size)
+
+    def _iter_list(self, path: str, method: str, items: str, page_size: int) -> Iterator[Page]:
+        """A GET list method with ``pageSize`` and ``pageToken``, page by page."""
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            params: dict[str, Any] = {"pageSize": page_size}
+            if token:
+                params["pageToken"] = token
+            return self.sender.request_json("GET", path, method, params=params)
+
+        return iter_pages(fetch, items)
 
     def iter_find_by_owner_pages(
         self,
@@ -217,3 +237,41 @@ def connect(
             yield ZeroTouchClient(sender, partner_id)
     finally:
         token_client.close()
+
+
+@contextmanager
+def connect_partners(
+    api: ApiSettings,
+    partners: Sequence[tuple[int, str]],
+    credentials: Mapping[str, Credentials | None],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    **kwargs: Any,
+) -> Iterator[dict[int, ZeroTouchClient]]:
+    """The client stacks of several partners, open for the ``with`` block: {partner id: its
+    client}.
+
+    Each partner has its own client and token; partners behind one key file share one quota
+    limiter, since Google counts the quota per project (the key's), not per partner.
+
+    Args:
+        api: the ``[api]`` settings.
+        partners: (partner id, key file) pairs, in the order to open them.
+        credentials: {key file: its credentials}.
+        sleep: how to wait between retries and for the quota.
+        kwargs: what :func:`connect` takes beside (``counters``, ``transport``, ...).
+    """
+    limiters: dict[str, RequestLimiter] = {}
+    with ExitStack() as stack:
+        clients: dict[int, ZeroTouchClient] = {}
+        for partner_id, key in partners:
+            if key not in limiters:
+                limiters[key] = RequestLimiter(
+                    api.quota_per_100s, api.quota_window_s, api.concurrency, sleep=sleep
+                )
+            clients[partner_id] = stack.enter_context(
+                connect(
+                    api, partner_id, credentials[key], limiter=limiters[key], sleep=sleep, **kwargs
+                )
+            )
+        yield clients

@@ -142,6 +142,13 @@ class Settings:
         or option that set it first, ``ZT_INVENTORY_AUTH_CREDENTIALS (auth.credentials)``."""
         return label_of(name, self.origins.get(name))
 
+    def credentials_label(self, partner: PartnerSettings) -> str:
+        """A partner's key file setting as an error names it: its own ``credentials`` (naming
+        the partner), or ``auth.credentials`` that it shares."""
+        if partner.credentials != self.auth.credentials:
+            return f"partner {partner.id}: credentials"
+        return self.label("auth.credentials")
+
     @property
     def is_google_endpoint(self) -> bool:
         """True when the endpoint is a googleapis.com host (anonymous auth is refused there)."""

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from inventory.errors import InventoryError
-from inventory.models import SyncListing, SyncRun
+from inventory.models import SyncListing, SyncRun, SyncRunPartner
 
 ABANDONED = "abandoned: the process ended"
 
@@ -45,6 +45,7 @@ class RunScope(StrEnum):
 
     FULL = "full"  # every customer customers.list returned, plus the configured Workspace ids
     CUSTOMERS = "customers"  # --customer / sync.customers: ids in sync_runs.scope_customer_ids
+    PARTNERS = "partners"  # --partner: every customer of some of the configured partners
     IDENTIFIERS = "identifiers"  # identifier lookups only (a reconcile run)
 
 
@@ -80,6 +81,18 @@ class ListingResult:
     api_requests: int = 0
     complete: bool = False
     error: str | None = None
+    partner_id: int = 0  # the partner whose listing it is
+
+
+@dataclass
+class PartnerResult:
+    """How one partner of a run went (``sync_run_partners``)."""
+
+    partner_id: int
+    status: RunStatus = RunStatus.RUNNING
+    customers_seen: int = 0
+    devices_seen: int = 0
+    error: str | None = None
 
 
 @dataclass
@@ -107,6 +120,7 @@ class SyncResult:
     unknown_fields: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     listings: list[ListingResult] = field(default_factory=list)
+    partners: list[PartnerResult] = field(default_factory=list)
     identifiers_looked_up: int = 0
     identifiers_found: int = 0
     error: str | None = None
@@ -132,6 +146,7 @@ class SyncResult:
             and self.scope == RunScope.FULL
             and not self.dry_run
             and all(x.complete for x in self.listings if x.kind == ListingKind.FIND_BY_OWNER)
+            and all(p.status != RunStatus.FAILED for p in self.partners)
         )
 
     @property
@@ -234,6 +249,7 @@ def record_run(conn: Connection, result: SyncResult) -> None:
             [
                 {
                     "run_id": r.run_id,
+                    "partner_id": x.partner_id or None,
                     "kind": x.kind,
                     "section_type": x.section_type,
                     "company_ids": x.company_ids,
@@ -245,6 +261,21 @@ def record_run(conn: Connection, result: SyncResult) -> None:
                     "error": x.error,
                 }
                 for x in r.listings
+            ],
+        )
+    if r.partners:
+        conn.execute(
+            insert(SyncRunPartner),
+            [
+                {
+                    "run_id": r.run_id,
+                    "partner_id": p.partner_id,
+                    "status": p.status,
+                    "customers_seen": p.customers_seen,
+                    "devices_seen": p.devices_seen,
+                    "error": p.error,
+                }
+                for p in r.partners
             ],
         )
 
@@ -316,18 +347,54 @@ def last_full_success(conn: Connection) -> dict[str, Any] | None:
     a removal it could not check) still brought the whole fleet: it counts.
     """
     cols, listings = SyncRun.__table__.c, SyncListing.__table__.c
+    partners = SyncRunPartner.__table__.c
     broken = (
         select(listings.listing_id)
         .where(listings.run_id == cols.run_id)
         .where(listings.kind == ListingKind.FIND_BY_OWNER, listings.complete.is_(False))
     )
+    failed = select(partners.partner_id).where(
+        partners.run_id == cols.run_id, partners.status == RunStatus.FAILED
+    )
     row = conn.execute(
         select(cols.run_id, cols.finished_at)
         .where(cols.status.in_(APPLIED), cols.scope == RunScope.FULL)
-        .where(cols.finished_at.is_not(None), ~broken.exists())
+        .where(cols.finished_at.is_not(None), ~broken.exists(), ~failed.exists())
         .order_by(cols.run_id.desc())
         .limit(1)
     ).first()
     if row is None:
         return None
     return {"run_id": row.run_id, "finished_at": row.finished_at.astimezone(UTC)}
+
+
+def last_full_per_partner(conn: Connection) -> dict[int, dict[str, Any]]:
+    """{partner id: its newest run (``run_id``, ``finished_at``) that brought every listing of
+    that partner in whole}, for each partner any applied run synced.
+
+    A ``full`` run counts for each partner that did not fail in it, and so does a
+    ``partners`` run (``sync --partner``) for the partners it synced.
+    """
+    cols, listings = SyncRun.__table__.c, SyncListing.__table__.c
+    partners = SyncRunPartner.__table__.c
+    broken = (
+        select(listings.listing_id)
+        .where(listings.run_id == partners.run_id, listings.partner_id == partners.partner_id)
+        .where(listings.kind == ListingKind.FIND_BY_OWNER, listings.complete.is_(False))
+    )
+    rows = conn.execute(
+        select(partners.partner_id, cols.run_id, cols.finished_at)
+        .join(SyncRun.__table__, cols.run_id == partners.run_id)
+        .where(cols.status.in_(APPLIED), cols.scope.in_([RunScope.FULL, RunScope.PARTNERS]))
+        .where(cols.finished_at.is_not(None), partners.status != RunStatus.FAILED)
+        .where(~broken.exists())
+        .order_by(partners.partner_id, cols.run_id.desc())
+    )
+    newest: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        if row.partner_id not in newest:
+            newest[int(row.partner_id)] = {
+                "run_id": row.run_id,
+                "finished_at": row.finished_at.astimezone(UTC),
+            }
+    return newest

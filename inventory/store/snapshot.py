@@ -23,24 +23,28 @@ def current_customer_count(conn: Connection) -> int:
 
 
 def devices_per_owner(
-    conn: Connection, sections: Sequence[str]
+    conn: Connection, sections: Sequence[str], partner_id: int | None = None
 ) -> tuple[dict[int, int], dict[str, int]]:
-    """Current devices per claim owner in these section types, as the last run left them.
+    """Current devices per claim owner in these section types, as the last run left them
+    (of claims a partner made, when ``partner_id`` is given: a run of several partners plans
+    each partner's listings apart).
 
     Returns ({company id: devices}, {Workspace customer id: devices}): what a run expects each
     listing to page through (a Workspace listing returns every device whose claim names the
     account, with or without a company). Claims exist only for current devices, and the owner
     indexes answer both counts.
     """
+    mine = "" if partner_id is None else "AND (reseller_id = :p OR reseller_id IS NULL) "
     by_company = text(
         "SELECT owner_company_id, COUNT(*) FROM device_claims WHERE section_type IN :s "
-        "AND owner_company_id IS NOT NULL GROUP BY owner_company_id"
+        f"AND owner_company_id IS NOT NULL {mine}GROUP BY owner_company_id"
     ).bindparams(bindparam("s", expanding=True))
     by_workspace = text(
         "SELECT google_workspace_customer_id, COUNT(*) FROM device_claims "
-        "WHERE section_type IN :s AND google_workspace_customer_id IS NOT NULL "
+        f"WHERE section_type IN :s AND google_workspace_customer_id IS NOT NULL {mine}"
         "GROUP BY google_workspace_customer_id"
     ).bindparams(bindparam("s", expanding=True))
-    companies = {int(k): int(v) for k, v in conn.execute(by_company, {"s": list(sections)})}
-    spaces = {str(k): int(v) for k, v in conn.execute(by_workspace, {"s": list(sections)})}
+    params = {"s": list(sections), "p": partner_id}
+    companies = {int(k): int(v) for k, v in conn.execute(by_company, params)}
+    spaces = {str(k): int(v) for k, v in conn.execute(by_workspace, params)}
     return companies, spaces

@@ -85,18 +85,20 @@ class Lookups:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     complete: bool = True
-    _found: dict[int, _Found] = field(default_factory=dict)
+    _found: dict[tuple[int, int], _Found] = field(default_factory=dict)  # (partner, line)
 
-    def malformed(self, rows: Iterable[IdentifierRow]) -> None:
+    def malformed(self, rows: Iterable[IdentifierRow], partner_id: int) -> None:
         """Record the rows that have an ``error``: stored with it, not looked up."""
         for row in rows:
             if row.error is not None:
                 self.complete = False
-                self._record(row, _Found(), row.error)
+                self._record(row, partner_id, _Found(), row.error)
 
-    def page(self, row: IdentifierRow, devices: list[DeviceRows], total_size: int | None) -> None:
+    def page(
+        self, row: IdentifierRow, partner_id: int, devices: list[DeviceRows], total: int | None
+    ) -> None:
         """One page of a row's lookup: its devices count, and the first one is the row's."""
-        found = self._found.setdefault(row.line, _Found())
+        found = self._found.setdefault((partner_id, row.line), _Found())
         if found.device_id is None and devices:
             first = devices[0]
             found.device_id = first.device["device_id"]
@@ -105,22 +107,25 @@ class Lookups:
                     found.owner_company_id = claim["owner_company_id"]
                     found.google_workspace_customer_id = claim["google_workspace_customer_id"]
         # a page of a lookup that is not followed further still counts every match
-        found.matches = max(found.matches + len(devices), total_size or 0)
+        found.matches = max(found.matches + len(devices), total or 0)
 
-    def done(self, row: IdentifierRow) -> None:
+    def done(self, row: IdentifierRow, partner_id: int) -> None:
         """A row's lookup ended."""
-        self._record(row, self._found.pop(row.line, _Found()), None)
+        self._record(row, partner_id, self._found.pop((partner_id, row.line), _Found()), None)
 
-    def failed(self, row: IdentifierRow, error: str) -> None:
+    def failed(self, row: IdentifierRow, partner_id: int, error: str) -> None:
         """A row's lookup failed: recorded with its error."""
         self.complete = False
-        self._record(row, self._found.pop(row.line, _Found()), error)
+        self._record(row, partner_id, self._found.pop((partner_id, row.line), _Found()), error)
 
-    def _record(self, row: IdentifierRow, found: _Found, error: str | None) -> None:
+    def _record(
+        self, row: IdentifierRow, partner_id: int, found: _Found, error: str | None
+    ) -> None:
         columns = from_identifier(row.identifier)
         self.rows.append(
             {
                 **{k: v for k, v in columns.items() if k in _LOOKUP_COLUMNS},
+                "partner_id": partner_id,
                 "line_number": row.line,
                 "expected_company_id": row.expected_company_id,
                 "order_number": row.order_number,
@@ -140,7 +145,6 @@ class Collector:
 
     Args:
         stager: where device rows go (its connection takes the customers too).
-        partner_id: the partner the devices belong to.
         progress: the live counters to advance.
         notify: called after each change of ``progress``.
         warnings: where the run's warnings go (at most ``MAX_WARNINGS_KEPT`` are kept).
@@ -149,7 +153,6 @@ class Collector:
     """
 
     stager: staging.Stager
-    partner_id: int
     progress: Progress
     notify: Callable[[], None]
     warnings: list[str]
@@ -157,20 +160,15 @@ class Collector:
     page_size: int
     unknown: Counter[str] = field(default_factory=Counter)
     identifier_lookups: Lookups = field(default_factory=Lookups)
-    # customers.list so far: {company id: its Workspace customer id or None}, and totalSize
-    _customers: dict[int, str | None] = field(default_factory=dict)
-    _customers_total: int | None = None
+    # each partner's customers.list so far: {company id: its Workspace customer id or None},
+    # and its totalSize
+    _customers: dict[int, dict[int, str | None]] = field(default_factory=dict)
+    _customers_total: dict[int, int | None] = field(default_factory=dict)
     # what each listing is expected to return: the snapshot's count, then its totalSize
     _expected: dict[int, int] = field(default_factory=dict)
     lookups_planned: int = 0  # identifier lookups to make: one request each
     concurrency: int = 1  # request slots of the removal checks
     unchecked: int = 0  # removal checks that failed: those devices stay as they were
-    # what the removal checks found, as a listing of its own (not recorded with the run's)
-    _checks: ListingResult = field(
-        default_factory=lambda: ListingResult(
-            staging.CHECK_LISTING, ListingKind.FIND_BY_OWNER, None, [], [], complete=True
-        )
-    )
 
     @property
     def lookups(self) -> list[dict[str, Any]]:
@@ -186,44 +184,59 @@ class Collector:
         """Keep and log a warning of the run."""
         keep_warning(self.warnings, message)
 
-    def customer_page(self, page: Page) -> None:
-        """One page of ``customers.list``: its customers as rows, staged and counted.
+    def customer_page(self, partner_id: int, page: Page) -> None:
+        """One page of a partner's ``customers.list``: its customers as rows, staged and
+        counted.
 
         Raises:
             ListingError: a customer record cannot be stored (the list would be incomplete).
         """
         rows = []
+        customers = self._customers.setdefault(partner_id, {})
         for item in page.items:
             try:
-                row, unknown = to_customer_row(item, self.partner_id)
+                row, unknown = to_customer_row(item, partner_id)
             except BadRecordError as exc:
                 raise ListingError(f"customers.list: {exc}") from None
             self.unknown.update(unknown)
             rows.append(row)
-            self._customers[row["company_id"]] = row["google_workspace_customer_id"]
+            customers[row["company_id"]] = row["google_workspace_customer_id"]
         staging.stage_customers(self.stager.conn, rows)
-        self._customers_total = page.total_size
-        counted = len(self._customers)
-        self.progress.customers_total = page.total_size or counted
-        self.progress.customers_done = counted
+        self._customers_total[partner_id] = page.total_size
+        self._count_customers()
+
+    def _count_customers(self) -> None:
+        p, partners = self.progress, self._customers
+        p.customers_done = sum(len(c) for c in partners.values())
+        p.customers_total = sum(self._customers_total.get(k) or len(c) for k, c in partners.items())
         self.notify()
 
-    def customers_done(self) -> dict[int, str | None]:
-        """Every customer ``customers.list`` returned, with its Workspace customer id.
+    def customers_done(self, partner_id: int) -> dict[int, str | None]:
+        """Every customer a partner's ``customers.list`` returned, with its Workspace id.
 
         Raises:
-            ListingError: the count does not match ``totalSize``: nothing may be applied.
+            ListingError: the count does not match ``totalSize``: nothing of the partner may be
+                applied.
         """
-        counted, total = len(self._customers), self._customers_total or 0
+        customers = self._customers.setdefault(partner_id, {})
+        counted, total = len(customers), self._customers_total.get(partner_id) or 0
         if counted != total:
             raise ListingError(
                 f"customers.list returned {counted} customers but totalSize said {total}; "
                 "the customer list is incomplete, so nothing was applied"
             )
-        return self._customers
+        return customers
+
+    def customers_failed(self, partner_id: int) -> None:
+        """A partner's customers.list failed: what it staged is taken back."""
+        staging.unstage_partner(self.stager.conn, partner_id)
+        self._customers.pop(partner_id, None)
+        self._customers_total.pop(partner_id, None)
+        self._count_customers()
 
     def listing_task(
         self,
+        partner_id: int,
         section_type: str,
         company_ids: list[int],
         workspace_ids: list[str],
@@ -232,7 +245,12 @@ class Collector:
         """A new findByOwner listing of the run, as a fetch task (numbered from 1)."""
         number = 1 + max((x.listing_id for x in self.listings), default=0)
         listing = ListingResult(
-            number, ListingKind.FIND_BY_OWNER, section_type, company_ids, workspace_ids
+            number,
+            ListingKind.FIND_BY_OWNER,
+            section_type,
+            company_ids,
+            workspace_ids,
+            partner_id=partner_id,
         )
         self.listings.append(listing)
         self.progress.listings_total += 1
@@ -261,7 +279,7 @@ class Collector:
         rows: list[DeviceRows] = []
         for item in page.items:
             try:
-                rows.append(to_device_rows(item, self.partner_id))
+                rows.append(to_device_rows(item, listing.partner_id))
             except BadRecordError as exc:
                 listing.error = listing.error or f"bad device record: {exc}"
                 self.warn(f"listing {listing.listing_id}: {exc}")
@@ -286,7 +304,7 @@ class Collector:
             listing.devices_seen += len(page.items)
             self.progress.devices_seen += len(page.items)
         else:
-            self.identifier_lookups.page(task.row, rows, None)
+            self.identifier_lookups.page(task.row, listing.partner_id, rows, None)
             listing.devices_seen += len(rows)
         self.notify()
 
@@ -294,7 +312,7 @@ class Collector:
         """A task's pages ended: a listing is complete when its count matches ``totalSize``."""
         listing = task.listing
         if task.row is not None:
-            self.identifier_lookups.done(task.row)
+            self.identifier_lookups.done(task.row, listing.partner_id)
             return
         counted, total = listing.devices_seen, listing.total_size or 0
         if listing.error is None and counted != total:
@@ -322,7 +340,7 @@ class Collector:
         if task.row is not None and lookup_failed(exc):
             # A lookup that fails (the API refused the identifier, retries ran out, its pages
             # did not add up) is that row's problem: recorded with its error.
-            self.identifier_lookups.failed(task.row, str(exc))
+            self.identifier_lookups.failed(task.row, listing.partner_id, str(exc))
             return []
         if _too_many_owners(listing, exc):
             return self._split(task, exc)
@@ -347,28 +365,26 @@ class Collector:
         )
         assert x.section_type is not None
         companies, spaces = x.company_ids, x.google_workspace_customer_ids
+        half_c, half_s = len(companies) // 2, len(spaces) // 2
         return [
-            self.listing_task(
-                x.section_type, companies[: len(companies) // 2], spaces[: len(spaces) // 2]
-            ),
-            self.listing_task(
-                x.section_type, companies[len(companies) // 2 :], spaces[len(spaces) // 2 :]
-            ),
+            self.listing_task(x.partner_id, x.section_type, companies[:half_c], spaces[:half_s]),
+            self.listing_task(x.partner_id, x.section_type, companies[half_c:], spaces[half_s:]),
         ]
 
     def check_removals(
         self,
-        device_ids: list[int],
-        fetch_one: Callable[[int], Iterator[Page]],
+        device_ids: list[tuple[int, int]],
+        fetch_one: Callable[[tuple[int, int]], Iterator[Page]],
         sections: Sequence[str],
         halt: Callable[[], bool],
-    ) -> list[int]:
-        """Ask the API for each of these devices (``devices.get``): one still claimed in a
-        synced section was skipped by its listing, and is staged as the API has it; one gone,
-        or claimed no more, is removed. A check that fails leaves its device as it was.
+    ) -> list[tuple[int, int]]:
+        """Ask the API for each of these (device, partner) pairs (``devices.get`` of that
+        partner): one still claimed in a synced section was skipped by its listing, and is
+        staged as the API has it; one gone, or claimed no more, is removed. A check that fails
+        leaves its device as it was.
 
         Returns:
-            the devices found still registered, and those whose check failed: no removal.
+            the pairs found still registered, and those whose check failed: no removal.
         """
         if not device_ids:
             return []
@@ -381,14 +397,15 @@ class Collector:
             halt=halt,
         )
         self.progress.requests_expected += len(device_ids)
-        kept: list[int] = []
+        kept: list[tuple[int, int]] = []
         checks = iter(fetcher)
         with closing(checks):
             for item in checks:
                 if item.error is not None:
                     self.unchecked += 1
                     kept.append(item.task)
-                    self.warn(f"device {item.task}: its removal check failed: {item.error}")
+                    device_id = item.task[0]
+                    self.warn(f"device {device_id}: its removal check failed: {item.error}")
                 elif item.page is not None and item.page.items:
                     device = item.page.items[0]
                     claims = device.get("claims") or []
@@ -397,10 +414,19 @@ class Collector:
                     ):
                         kept.append(item.task)
                         self.warn(
-                            f"device {item.task} is still registered but no listing returned "
-                            "it (its listing moved under its page tokens); kept"
+                            f"device {item.task[0]} is still registered but no listing "
+                            "returned it (its listing moved under its page tokens); kept"
                         )
-                        self.page(Task(self._checks), item.page)
+                        check = ListingResult(
+                            staging.CHECK_LISTING,
+                            ListingKind.FIND_BY_OWNER,
+                            None,
+                            [],
+                            [],
+                            complete=True,
+                            partner_id=item.task[1],
+                        )
+                        self.page(Task(check), item.page)
                 self.notify()
         return kept
 

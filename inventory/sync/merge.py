@@ -13,11 +13,11 @@ Column lists are derived from the tables (``inventory.models``), never written h
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, text
+from sqlalchemy import Table, bindparam, insert, text
 from sqlalchemy.engine import Connection
 
 from inventory.models import (
@@ -26,12 +26,21 @@ from inventory.models import (
     DeviceMetadata,
     IdentifierLookup,
     StagingClaim,
-    StagingCustomer,
     StagingMetadata,
     UTCDateTime,
+    Vendor,
+    VendorCustomer,
     table_of,
 )
-from inventory.sync.staging import DEVICE_CONTENT, DEVICE_KEY, REMOVAL_LISTING, shared_columns
+from inventory.sync.staging import (
+    DEVICE_CONTENT,
+    DEVICE_KEY,
+    REMOVAL_LISTING,
+    STAGED_CUSTOMERS,
+    STAGED_VENDOR_CUSTOMERS,
+    STAGED_VENDORS,
+    shared_columns,
+)
 from inventory.transform import ZERO_TOUCH
 
 ACCEPTED = "('added', 'changed', 'reappeared')"
@@ -41,12 +50,30 @@ _ADDED_IDS = "SELECT device_id FROM sync_staging_devices WHERE change = 'added'"
 _UPDATED_IDS = f"SELECT device_id FROM sync_staging_devices WHERE change IN {UPDATED}"
 _REMOVED_IDS = "SELECT device_id FROM sync_staging_devices WHERE change = 'removed'"
 
-# A claim "matches" a coverage row when the row names its owner company or its workspace.
+# The partner a stored claim belongs to: the configured partner that made it (its resellerId),
+# else the device's (a claim a vendor made, or one of a partner no longer configured).
+_CLAIM_PARTNER = """CASE WHEN EXISTS (SELECT 1 FROM sync_staging_scope x
+                                 WHERE x.partner_id = c.reseller_id)
+                     THEN c.reseller_id ELSE d.partner_id END"""
+# A stored claim joined to the run's scope for its partner and section (no row: not the run's
+# concern, like a section type the run does not sync).
+_IN_SCOPE = f"""JOIN sync_staging_scope sc
+              ON sc.partner_id = {_CLAIM_PARTNER} AND sc.section_type = c.section_type"""
+# A claim "matches" a coverage row when the row is of the claim's partner and section and names
+# its owner company or its workspace.
 _MATCHES = """
-    v.section_type = c.section_type AND (
+    v.partner_id = sc.partner_id AND v.section_type = c.section_type AND (
         (v.owner_kind = 'company' AND v.owner_key = CAST(c.owner_company_id AS VARCHAR(32)))
         OR (v.owner_kind = 'workspace' AND v.owner_key = c.google_workspace_customer_id))
 """
+# A claim that keeps its device: its partner was not synced (or its customers.list failed), an
+# incomplete listing asked about its owner, or the run listed some customers and no complete
+# listing asked about it.
+_BLOCKING = f"""(sc.mode = 'skipped'
+    OR (sc.mode = 'everyone' AND EXISTS (
+        SELECT 1 FROM sync_staging_coverage v WHERE NOT v.complete AND {_MATCHES}))
+    OR (sc.mode = 'explicit' AND NOT EXISTS (
+        SELECT 1 FROM sync_staging_coverage v WHERE v.complete AND {_MATCHES})))"""
 
 
 def _execute(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> Any:
@@ -103,52 +130,40 @@ def deduplicate(conn: Connection) -> None:
         )
 
 
-def stage_removals(
-    conn: Connection,
-    sections: Sequence[str],
-    *,
-    every_customer: bool,
-    identifiers_complete: bool,
-) -> None:
+def stage_removals(conn: Connection, *, claimless_partners: Sequence[int]) -> None:
     """Stage as ``removed`` each current device this run did not see but fully covered.
 
-    A device is covered when every owner of its stored claims (in the synced section types)
-    was asked about by a complete listing. With ``every_customer`` (the run listed all customers
-    that ``customers.list`` returned) an owner no listing asked about has left the reseller, so
-    only an incomplete listing keeps a device; otherwise an owner must be covered explicitly.
-    A device with no claim in the synced sections (found by identifier) is removed only in a
-    full run whose identifier lookups all succeeded.
+    A device is covered when no stored claim of it keeps it (see ``_BLOCKING``): with the run's
+    scope (``sync_staging_scope``) ``everyone`` for a partner and section, an owner no listing
+    asked about has left the partner, so only an incomplete listing keeps a device; with
+    ``explicit``, an owner must be covered by a complete listing; with ``skipped``, nothing of
+    that partner is removed. Removals are decided per partner: a device that another partner's
+    listing returned was seen, and one whose claim is another partner's is that partner's to
+    remove. A device with no claim in the run's scope (found by identifier) is removed only when
+    its partner is among ``claimless_partners`` (a full run of it whose identifier lookups all
+    succeeded).
     """
-    if every_customer:
-        blocking = (
-            f"EXISTS (SELECT 1 FROM sync_staging_coverage v WHERE NOT v.complete AND {_MATCHES})"
-        )
-    else:
-        blocking = (
-            f"NOT EXISTS (SELECT 1 FROM sync_staging_coverage v WHERE v.complete AND {_MATCHES})"
-        )
-    claimless_ok = "TRUE" if every_customer and identifiers_complete else "FALSE"
     _execute(
         conn,
         f"""
-        INSERT INTO sync_staging_devices (device_id, listing_id, change, content_hash)
-        SELECT d.device_id, {REMOVAL_LISTING}, 'removed', d.content_hash
+        INSERT INTO sync_staging_devices (device_id, listing_id, change, content_hash, partner_id)
+        SELECT d.device_id, {REMOVAL_LISTING}, 'removed', d.content_hash, d.partner_id
         FROM devices d
         WHERE d.removed_at IS NULL
           AND NOT EXISTS (SELECT 1 FROM sync_staging_devices s WHERE s.device_id = d.device_id)
-          AND NOT EXISTS (SELECT 1 FROM device_claims c
-                          WHERE c.device_id = d.device_id AND c.section_type IN :sections
-                            AND {blocking})
-          AND ({claimless_ok} OR EXISTS (SELECT 1 FROM device_claims c
-                          WHERE c.device_id = d.device_id AND c.section_type IN :sections))
+          AND NOT EXISTS (SELECT 1 FROM device_claims c {_IN_SCOPE}
+                          WHERE c.device_id = d.device_id AND {_BLOCKING})
+          AND (d.partner_id IN :claimless OR EXISTS (SELECT 1 FROM device_claims c {_IN_SCOPE}
+                                                     WHERE c.device_id = d.device_id))
         """,
-        {"sections": list(sections)},
+        {"claimless": [*claimless_partners, -1]},  # never empty: IN () is no SQL
     )
 
 
-def removal_candidates(conn: Connection, sections: Sequence[str]) -> list[int]:
-    """Devices staged as removed that a complete listing should have returned: those with a
-    claim (in the synced sections) naming an owner that a complete listing asked about.
+def removal_candidates(conn: Connection) -> list[tuple[int, int]]:
+    """Devices staged as removed that a complete listing should have returned, each with the
+    partner whose listing that was: those with a claim (in the run's scope) naming an owner
+    that a complete listing of its partner asked about.
 
     With page tokens that are offsets, such a listing can skip a device that is still there
     (see ``inventory.sync.collect``): these are the removals to check before applying them.
@@ -157,16 +172,17 @@ def removal_candidates(conn: Connection, sections: Sequence[str]) -> list[int]:
     rows = _execute(
         conn,
         f"""
-        SELECT s.device_id FROM sync_staging_devices s
-        WHERE s.change = 'removed' AND EXISTS (
-            SELECT 1 FROM device_claims c
-            WHERE c.device_id = s.device_id AND c.section_type IN :sections
-              AND EXISTS (SELECT 1 FROM sync_staging_coverage v WHERE v.complete AND {_MATCHES}))
+        SELECT s.device_id, MIN(sc.partner_id) FROM sync_staging_devices s
+        JOIN devices d ON d.device_id = s.device_id
+        JOIN device_claims c ON c.device_id = s.device_id
+        {_IN_SCOPE}
+        WHERE s.change = 'removed'
+          AND EXISTS (SELECT 1 FROM sync_staging_coverage v WHERE v.complete AND {_MATCHES})
+        GROUP BY s.device_id
         ORDER BY s.device_id
         """,
-        {"sections": list(sections)},
     )
-    return [int(r[0]) for r in rows]
+    return [(int(r[0]), int(r[1])) for r in rows]
 
 
 def unstage_removals(conn: Connection, device_ids: list[int], *, left: bool) -> None:
@@ -187,6 +203,18 @@ def change_counts(conn: Connection) -> dict[str, int]:
     """How many staged devices are added / changed / reappeared / removed / same / incomplete."""
     rows = _execute(conn, "SELECT change, COUNT(*) FROM sync_staging_devices GROUP BY change")
     return {str(k): int(v) for k, v in rows}
+
+
+def devices_per_partner(conn: Connection, changes: Sequence[str]) -> dict[int, int]:
+    """{partner id: staged devices of these changes} (a device's partner: the listing that
+    kept its row)."""
+    rows = _execute(
+        conn,
+        "SELECT partner_id, COUNT(*) FROM sync_staging_devices WHERE change IN :changes "
+        "GROUP BY partner_id",
+        {"changes": list(changes)},
+    )
+    return {int(k): int(v) for k, v in rows if k is not None}
 
 
 def preview(conn: Connection, limit: int) -> list[dict[str, Any]]:
@@ -213,26 +241,39 @@ def preview(conn: Connection, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
-def customer_changes(conn: Connection) -> tuple[int, int]:
-    """(customers new to the table, current customers that left ``customers.list``)."""
+def customer_changes(conn: Connection, partners: Sequence[int]) -> tuple[int, int]:
+    """(customers new to the table, current customers that left ``customers.list``), of the
+    partners whose customers.list arrived whole (``partners``)."""
     added = _execute(
         conn,
         "SELECT COUNT(*) FROM sync_staging_customers s WHERE NOT EXISTS "
-        "(SELECT 1 FROM customers c WHERE c.company_id = s.company_id)",
+        "(SELECT 1 FROM customers c WHERE c.partner_id = s.partner_id "
+        "AND c.company_id = s.company_id)",
     )
     removed = _execute(
         conn,
-        "SELECT COUNT(*) FROM customers c WHERE c.removed_at IS NULL AND NOT EXISTS "
-        "(SELECT 1 FROM sync_staging_customers s WHERE s.company_id = c.company_id)",
+        "SELECT COUNT(*) FROM customers c WHERE c.removed_at IS NULL "
+        "AND c.partner_id IN :partners AND NOT EXISTS "
+        "(SELECT 1 FROM sync_staging_customers s WHERE s.partner_id = c.partner_id "
+        "AND s.company_id = c.company_id)",
+        {"partners": [*partners, -1]},
     )
     return int(added[0][0]), int(removed[0][0])
 
 
-def apply(conn: Connection, run_id: int, now: datetime, counts: dict[str, int]) -> None:
+def apply(
+    conn: Connection,
+    run_id: int,
+    now: datetime,
+    counts: dict[str, int],
+    lists_whole: Mapping[str, Sequence[int]],
+) -> None:
     """Merge the run's staging into the public tables, inside the caller's transaction.
 
     ``counts`` is :func:`change_counts`, taken before the transaction (the run holds the
     writer lock, so staging cannot change in between); ``run_id`` goes on the new versions.
+    ``lists_whole`` names, for each of ``customers``, ``vendors`` and ``vendor_customers``, the
+    partners whose list arrived whole: rows of theirs that the run did not see are removed.
     """
     params = {"r": run_id, "now": now}
 
@@ -265,14 +306,16 @@ def apply(conn: Connection, run_id: int, now: datetime, counts: dict[str, int]) 
         run(
             f"""
             INSERT INTO device_versions (device_id, valid_from, valid_to, run_id, removed,
-                                         owner_company_id, content_hash, raw)
-            SELECT device_id, :now, NULL, :r, FALSE, owner_company_id, content_hash, raw
+                                         owner_company_id, content_hash, raw, partner_id)
+            SELECT device_id, :now, NULL, :r, FALSE, owner_company_id, content_hash, raw,
+                   partner_id
             FROM sync_staging_devices WHERE change IN {ACCEPTED}
             """
         )
     if removed:
         _apply_removed(run)
-    _apply_customers(run)
+    for public, staged in _LISTS:
+        _merge_list(conn, public, staged, lists_whole.get(public.name, ()), now)
 
 
 # what the merge copies from each staging table into its public table, beside the keys
@@ -283,8 +326,11 @@ _CLAIM_COLUMNS = shared_columns(
 _METADATA_COLUMNS = shared_columns(
     table_of(DeviceMetadata), table_of(StagingMetadata), skip=("device_id", "key")
 )
-_CUSTOMER_COLUMNS = shared_columns(
-    table_of(Customer), table_of(StagingCustomer), skip=("company_id",)
+# the lists merged whole: (public table, its staging table)
+_LISTS = (
+    (table_of(Customer), STAGED_CUSTOMERS),
+    (table_of(Vendor), STAGED_VENDORS),
+    (table_of(VendorCustomer), STAGED_VENDOR_CUSTOMERS),
 )
 
 
@@ -344,8 +390,8 @@ def _apply_removed(run: Callable[[str], None]) -> None:
     run(
         f"""
         INSERT INTO device_versions (device_id, valid_from, valid_to, run_id, removed,
-                                     owner_company_id, content_hash, raw)
-        SELECT d.device_id, :now, NULL, :r, TRUE, NULL, d.content_hash, d.raw
+                                     owner_company_id, content_hash, raw, partner_id)
+        SELECT d.device_id, :now, NULL, :r, TRUE, NULL, d.content_hash, d.raw, d.partner_id
         FROM devices d WHERE d.device_id IN ({_REMOVED_IDS})
         """
     )
@@ -365,24 +411,40 @@ def apply_lookups(
         )
 
 
-def _apply_customers(run: Callable[[str], None]) -> None:
-    cols = ", ".join(_CUSTOMER_COLUMNS)
-    updates = _assignments(_CUSTOMER_COLUMNS)
-    run(
-        f"""
-        INSERT INTO customers (company_id, {cols}, first_seen_at, last_changed_at, removed_at)
-        SELECT company_id, {cols}, :now, :now, NULL FROM sync_staging_customers s
-        WHERE NOT EXISTS (
-            SELECT 1 FROM customers c WHERE c.company_id = s.company_id
-              AND c.content_hash = s.content_hash AND c.removed_at IS NULL)
-        ON CONFLICT (company_id) DO UPDATE SET {updates},
-            last_changed_at = excluded.last_changed_at, removed_at = NULL
-        """
+def _merge_list(
+    conn: Connection, public: Table, staged: Table, whole: Sequence[int], now: datetime
+) -> None:
+    """Merge one staged list (customers, vendors, vendor customers) into its table: new and
+    changed rows are written, with their first-seen time kept, and current rows of the partners
+    in ``whole`` that the run did not see are removed (``removed_at``)."""
+    keys = [c.name for c in public.primary_key.columns]
+    copied = shared_columns(public, staged, skip=keys)
+    cols = ", ".join((*keys, *copied))
+    same = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    stamp = bindparam("now", type_=UTCDateTime())
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO {public.name} ({cols}, first_seen_at, last_changed_at, removed_at)
+            SELECT {cols}, :now, :now, NULL FROM {staged.name} s
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {public.name} t WHERE {same}
+                  AND t.content_hash = s.content_hash AND t.removed_at IS NULL)
+            ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {_assignments(copied)},
+                last_changed_at = excluded.last_changed_at, removed_at = NULL
+            """
+        ).bindparams(stamp),
+        {"now": now},
     )
-    run(
-        """
-        UPDATE customers SET removed_at = :now
-        WHERE removed_at IS NULL AND NOT EXISTS (
-            SELECT 1 FROM sync_staging_customers s WHERE s.company_id = customers.company_id)
-        """
-    )
+    if whole:
+        unseen = " AND ".join(f"s.{k} = {public.name}.{k}" for k in keys)
+        conn.execute(
+            text(
+                f"""
+                UPDATE {public.name} SET removed_at = :now
+                WHERE removed_at IS NULL AND partner_id IN :partners
+                  AND NOT EXISTS (SELECT 1 FROM {staged.name} s WHERE {unseen})
+                """
+            ).bindparams(stamp, bindparam("partners", expanding=True)),
+            {"now": now, "partners": list(whole)},
+        )

@@ -1,7 +1,8 @@
 """A reconcile run: what was shipped (an identifiers CSV) against what is registered.
 
 The run looks up each row of the file with findByIdentifier and nothing else (no
-customers.list, no findByOwner): one call per row, ``api.concurrency`` at a time, within the
+customers.list, no findByOwner): one call per row and configured partner (a partner finds the
+devices it registered), ``api.concurrency`` at a time, within the
 quota limiter, on the same client stack and page fetching as a sync (``inventory.api``,
 :func:`inventory.sync.fetch.fetch_pages`). Its lookups are recorded as a run of its own
 (``sync_runs.scope`` = ``identifiers``); it changes nothing in the snapshot. Each row's state is
@@ -27,15 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inventory.api import Counters, Page, ZeroTouchClient, connect
-from inventory.auth import load_credentials
+from inventory.api import Counters, Page, ZeroTouchClient, connect_partners
+from inventory.auth import load_each
 from inventory.config import Settings, require_for_sync
 from inventory.db import check_revision
 from inventory.errors import (
     ApiError,
-    AuthError,
     CancelledError,
-    ConfigError,
     InventoryError,
     ListingError,
 )
@@ -142,10 +141,9 @@ def run_reconcile(
     """
     require_for_sync(settings)
     rows = read_identifiers(path)
-    try:
-        credentials = load_credentials(settings.auth.credentials)
-    except AuthError as exc:  # an unusable key file is bad configuration: nothing ran
-        raise ConfigError(str(exc)) from None
+    credentials = load_each(
+        (p.credentials, settings.credentials_label(p)) for p in settings.partners
+    )
     require_database_file(settings.database.url)
     engine = make_engine(settings.database.url)
     try:
@@ -175,14 +173,18 @@ class _Reconcile:
     unknown: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        self.partner_id = self.settings.partner.id or 0
-        self.listing = ListingResult(
-            listing_id=0,
-            kind=ListingKind.FIND_BY_IDENTIFIER,
-            section_type=None,
-            company_ids=[],
-            google_workspace_customer_ids=[],
-        )
+        self.partner_id = self.settings.partners[0].id
+        self.listings = {  # one lookup listing per partner
+            p.id: ListingResult(
+                listing_id=0,
+                kind=ListingKind.FIND_BY_IDENTIFIER,
+                section_type=None,
+                company_ids=[],
+                google_workspace_customer_ids=[],
+                partner_id=p.id,
+            )
+            for p in self.settings.partners
+        }
         self.result = SyncResult(
             run_id=None,
             status=RunStatus.RUNNING,
@@ -190,7 +192,7 @@ class _Reconcile:
             dry_run=False,
             started_at=datetime.now(UTC),
             scope=RunScope.IDENTIFIERS,
-            listings=[self.listing],
+            listings=list(self.listings.values()),
         )
 
     def execute(
@@ -204,18 +206,18 @@ class _Reconcile:
         log.info("%s", describe(self.path, self.rows))
         for message in row_problems(self.path, self.rows):
             self._warn(message)
-        self.lookups.malformed(self.rows)
+        self.lookups.malformed(self.rows, self.partner_id)
         try:
-            with connect(
+            with connect_partners(
                 self.settings.api,
-                self.partner_id,
+                [(p.id, p.credentials) for p in self.settings.partners],
                 credentials,
                 counters=self.counters,
                 transport=transport,
                 sleep=sleep,
                 should_stop=self.halt,
-            ) as client:
-                self._look_up(client)
+            ) as clients:
+                self._look_up(clients)
         except (ApiError, ListingError, CancelledError) as exc:
             return self._record_failure(exc)
         except BaseException as exc:
@@ -225,12 +227,18 @@ class _Reconcile:
             self.halt.set()
         return self._record()
 
-    def _look_up(self, client: ZeroTouchClient) -> None:
-        """One findByIdentifier call per well-formed row; each lookup ends in ``lookups``."""
-        tasks = [Task(self.listing, row, 1.0) for row in self.rows if row.error is None]
+    def _look_up(self, clients: dict[int, ZeroTouchClient]) -> None:
+        """One findByIdentifier call per well-formed row and partner; each lookup ends in
+        ``lookups``."""
+        tasks = [
+            Task(listing, row, 1.0)
+            for listing in self.listings.values()
+            for row in self.rows
+            if row.error is None
+        ]
         fetched = fetch_pages(
             tasks,
-            lambda task: _first_page(client, task),
+            lambda task: _first_page(clients[task.listing.partner_id], task),
             expected_pages=lambda task: task.expected_pages,
             concurrency=self.settings.api.concurrency,
             page_size=LOOKUP_LIMIT,
@@ -239,26 +247,26 @@ class _Reconcile:
         ended = 0
         with closing(fetched):
             for item in fetched:
-                row = item.task.row
+                row, listing = item.task.row, item.task.listing
                 assert row is not None
                 if item.page is not None:
-                    self._page(row, item.page)
+                    self._page(row, listing, item.page)
                     continue
                 if item.error is None:
-                    self.lookups.done(row)
+                    self.lookups.done(row, listing.partner_id)
                 elif lookup_failed(item.error):
-                    self.lookups.failed(row, str(item.error))
+                    self.lookups.failed(row, listing.partner_id, str(item.error))
                 else:
                     raise item.error
                 ended += 1
                 if self.on_progress is not None:
                     self.on_progress(ended, len(tasks))
 
-    def _page(self, row: IdentifierRow, page: Page) -> None:
+    def _page(self, row: IdentifierRow, listing: ListingResult, page: Page) -> None:
         devices: list[DeviceRows] = []
         for item in page.items:
             try:
-                devices.append(to_device_rows(item, self.partner_id))
+                devices.append(to_device_rows(item, listing.partner_id))
             except BadRecordError as exc:
                 self._warn(f"{self.path}:{row.line}: a device the lookup found: {exc}")
         for d in devices:
@@ -268,20 +276,22 @@ class _Reconcile:
                 f"{self.path}:{row.line}: the identifier matches {page.total_size} devices; "
                 f"one call a row reads the first {len(page.items)}, and the row keeps the first"
             )
-        self.listing.api_requests += 1
-        self.listing.devices_seen += len(devices)
-        self.lookups.page(row, devices, page.total_size)
+        listing.api_requests += 1
+        listing.devices_seen += len(devices)
+        self.lookups.page(row, listing.partner_id, devices, page.total_size)
 
     def _record(self) -> Reconciliation:
         """Store the lookups and the run in one transaction, then read the rows' states."""
         result = self.result
         result.status = RunStatus.SUCCEEDED if self.lookups.complete else RunStatus.PARTIAL
-        self.listing.complete = self.lookups.complete
         failed = sum(1 for x in self.lookups.rows if x["error"])
-        self.listing.error = None if self.lookups.complete else f"{failed} row(s) with errors"
+        for listing in self.listings.values():
+            listing.complete = self.lookups.complete
+            listing.error = None if self.lookups.complete else f"{failed} row(s) with errors"
         self._finish()
-        result.identifiers_looked_up = len(self.lookups.rows)
-        result.identifiers_found = sum(1 for x in self.lookups.rows if x["found"])
+        lines = self.lookups.rows
+        result.identifiers_looked_up = len({x["line_number"] for x in lines})
+        result.identifiers_found = len({x["line_number"] for x in lines if x["found"]})
         with self.engine.begin() as conn:
             assert result.finished_at is not None
             merge.apply_lookups(conn, self._run_id, self.lookups.rows, result.finished_at)

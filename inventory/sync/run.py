@@ -1,11 +1,17 @@
 """One sync run, as the list of its steps.
 
-The run takes the database's writer lock and opens its ``sync_runs`` row; lists the customers;
-plans the findByOwner listings; fetches their pages (and the identifier lookups) and stages
+The run takes the database's writer lock and opens its ``sync_runs`` row; lists each
+partner's customers and vendors; plans the findByOwner listings; fetches their pages (and the
+identifier lookups) and stages
 them as they arrive; decides what changed, what is left as it was and what is removed; and
 applies it all in one transaction with the run's record (SPEC "What a sync guarantees"). Each
 step is a function of its own module: ``api`` (the client stack), ``plan``, ``fetch``,
 ``collect`` (what each page means), ``staging``, ``merge`` and ``store.runs`` (the record).
+
+A run syncs every configured partner (``[[partners]]``), or those ``partners`` names: each with
+its own client and token, partners behind one key file sharing one quota limiter (Google counts
+the quota per project). A partner whose customers.list fails is left as it was and the run is
+partial; the others apply. Removals are decided per partner (``merge.stage_removals``).
 """
 
 from __future__ import annotations
@@ -13,21 +19,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Engine
 
-from inventory.api import Counters, Page, ZeroTouchClient, connect
-from inventory.auth import load_credentials
-from inventory.config import Settings, require_for_sync
+from inventory.api import Counters, Page, ZeroTouchClient, connect_partners
+from inventory.auth import load_each
+from inventory.config import PartnerSettings, Settings, require_for_sync
 from inventory.db import check_revision
 from inventory.errors import (
     ApiError,
-    AuthError,
     CancelledError,
     ConfigError,
     InventoryError,
@@ -36,12 +42,21 @@ from inventory.errors import (
 )
 from inventory.identifiers import IdentifierRow, describe, read_identifiers, row_problems
 from inventory.store import WriterLock, make_engine, require_database_file, runs, snapshot
-from inventory.store.runs import ListingKind, ListingResult, RunStatus, SyncResult, Trigger
+from inventory.store.runs import (
+    ListingKind,
+    ListingResult,
+    PartnerResult,
+    RunScope,
+    RunStatus,
+    SyncResult,
+    Trigger,
+)
 from inventory.sync import merge, staging
 from inventory.sync.collect import Collector, Task
 from inventory.sync.fetch import Halt, PageFetcher, short_gil_slices
 from inventory.sync.plan import plan_listings
 from inventory.sync.progress import Phase, Progress
+from inventory.transform import BadRecordError, to_vendor_row
 
 if TYPE_CHECKING:
     import httpx
@@ -61,6 +76,7 @@ def run_sync(
     dry_run: bool = False,
     allow_mass_removal: bool = False,
     customers: list[int] | None = None,
+    partners: Sequence[int] | None = None,
     identifiers_file: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     transport: httpx.BaseTransport | None = None,
@@ -75,7 +91,9 @@ def run_sync(
         trigger: who started the run, recorded in ``sync_runs``.
         dry_run: fetch and report what would change; apply nothing.
         allow_mass_removal: apply even when more than ``sync.max_removed_fraction`` would go.
-        customers: list only these customer ids (default: ``sync.customers``, else all).
+        customers: list only these customer ids, of every partner synced (default: each
+            partner's ``customers``, else all).
+        partners: sync only these configured partners (default: every one).
         identifiers_file: CSV of identifiers to look up (default: ``sync.identifiers_file``).
         on_progress: called with live counters after every page.
         transport: an httpx transport (the in-process emulator in tests).
@@ -88,11 +106,13 @@ def run_sync(
         failed run carries its exception in ``failure`` (``CancelledError`` when stopped).
 
     Raises:
-        ConfigError: settings or the identifiers file are unusable (nothing was fetched).
+        ConfigError: settings, the partners named or the identifiers file are unusable
+            (nothing was fetched).
         SchemaMismatchError: the database is not at the newest schema.
         LockedError: another run holds the database's writer lock.
     """
     require_for_sync(settings)
+    selected = select_partners(settings, partners)
     ident_path = settings.sync.identifiers_file if identifiers_file is None else identifiers_file
     try:
         identifiers = read_identifiers(ident_path) if ident_path else None
@@ -101,10 +121,7 @@ def run_sync(
             raise
         where = settings.label("sync.identifiers_file")
         raise ConfigError([f"{where}: {e}" for e in exc.errors]) from None
-    try:
-        credentials = load_credentials(settings.auth.credentials)
-    except AuthError as exc:  # an unusable key file is bad configuration: nothing ran
-        raise ConfigError(f"{settings.label('auth.credentials')}: {exc}") from None
+    credentials = load_each((p.credentials, settings.credentials_label(p)) for p in selected)
     require_database_file(settings.database.url)  # rather than create an empty one
     engine = make_engine(settings.database.url)
     try:
@@ -122,7 +139,9 @@ def run_sync(
                     preview_limit=preview_limit,
                 ),
                 allow_mass_removal=allow_mass_removal,
-                subset=list(customers) if customers else list(settings.sync.customers),
+                selected=selected,
+                every_partner=len(selected) == len(settings.partners),
+                customers=list(customers or ()),
                 identifiers=identifiers,
                 identifiers_file=ident_path,
                 credentials=credentials,
@@ -136,6 +155,52 @@ def run_sync(
         engine.dispose()
 
 
+def select_partners(settings: Settings, ids: Sequence[int] | None) -> list[PartnerSettings]:
+    """The configured partners to sync: those ``ids`` names, in the configuration's order
+    (every one when ``ids`` is empty or None).
+
+    Raises:
+        ConfigError: an id is not a configured partner's.
+    """
+    if not ids:
+        return list(settings.partners)
+    configured = [p.id for p in settings.partners]
+    unknown = [i for i in ids if i not in configured]
+    if unknown:
+        raise ConfigError(
+            f"--partner {', '.join(map(str, unknown))}: not a configured partner; "
+            f"expected one of {', '.join(map(str, configured))} ([partner] or [[partners]])"
+        )
+    return [p for p in settings.partners if p.id in ids]
+
+
+@dataclass
+class _Owners:
+    """What a partner's listings ask about."""
+
+    companies: list[int]
+    workspaces: list[str]
+    vendor_customers: list[int]  # its vendors' customers that are no customers of its own
+
+
+@dataclass
+class _Partner:
+    """One partner of a run: its settings, its client, what it listed and how it went."""
+
+    settings: PartnerSettings
+    index: int  # its place among the run's partners
+    client: ZeroTouchClient
+    subset: list[int]  # the customers to list; empty: every customer
+    result: PartnerResult
+    customers_whole: bool = False  # customers.list arrived whole
+    vendors_whole: bool = False  # vendors.list and every vendor's customers arrived whole
+
+    @property
+    def id(self) -> int:
+        """The partner id."""
+        return self.settings.id
+
+
 @dataclass
 class _Run:
     """A run in progress: its settings, its result so far and its live counters."""
@@ -144,10 +209,12 @@ class _Run:
     engine: Engine
     result: SyncResult
     allow_mass_removal: bool
-    subset: list[int]  # the customers to list; empty: every customer
+    selected: list[PartnerSettings]  # the partners to sync, in the configuration's order
+    every_partner: bool  # every configured partner is synced
+    customers: list[int]  # --customer: list only these, of every partner; empty: as configured
     identifiers: list[IdentifierRow] | None  # the identifiers CSV's rows; None: no file
     identifiers_file: str
-    credentials: Credentials | None
+    credentials: dict[str, Credentials | None]  # key file -> its credentials
     on_progress: Callable[[Progress], None] | None
     transport: httpx.BaseTransport | None
     sleep: Callable[[float], None]
@@ -157,10 +224,10 @@ class _Run:
     counts: dict[str, int] = field(default_factory=dict)  # staged devices per change
     counters: Counters = field(default_factory=Counters)
     progress: Progress = field(default_factory=Progress)
+    partners: list[_Partner] = field(default_factory=list)
     _recorded: float = 0.0  # when the progress was last written to the run's row
 
     def __post_init__(self) -> None:
-        self.partner_id = self.settings.partner.id or 0
         self._thread = threading.get_ident()  # the run's own: it alone writes and notifies
         api = self.settings.api
         if api.quota_per_100s:
@@ -195,19 +262,20 @@ class _Run:
     def _steps(self) -> None:
         self._open()
         try:
-            with connect(
+            with connect_partners(
                 self.settings.api,
-                self.partner_id,
+                [(p.id, p.credentials) for p in self.selected],
                 self.credentials,
                 counters=self.counters,
                 transport=self.transport,
                 sleep=self._wait,
                 should_stop=self.halt,
-            ) as client:
-                companies, workspaces = self._list_customers(client)
-                tasks = self._plan(companies, workspaces)
-                self._fetch(client, tasks)
-                self._decide(client)
+            ) as clients:
+                self._start_partners(clients)
+                owners = [self._list_customers(p) for p in self.partners]
+                tasks = self._plan(owners)
+                self._fetch(tasks)
+                self._decide()
             self._apply()
         except (ApiError, ListingError, MassRemovalError, CancelledError) as exc:
             self._fail(exc, str(exc))
@@ -219,14 +287,16 @@ class _Run:
 
     def _open(self) -> None:
         """Open the run's ``sync_runs`` row (none for a dry run) and its staging tables."""
-        self.result.scope, self.result.scope_customer_ids = runs.scope_of(self.subset)
+        listed = self.customers or sorted({c for p in self.selected for c in p.customers})
+        self.result.scope, self.result.scope_customer_ids = runs.scope_of(listed)
+        if not self.every_partner and self.result.scope == RunScope.FULL:
+            self.result.scope = RunScope.PARTNERS
         if not self.result.dry_run:
-            self.run_id = runs.open_run(self.engine, self.result, self.partner_id)
+            self.run_id = runs.open_run(self.engine, self.result, self.selected[0].id)
             self.result.run_id = self.run_id
         staging.create(self.writer)
         self.collector = Collector(
             staging.Stager(self.writer),
-            self.partner_id,
             self.progress,
             self._notify,
             self.result.warnings,
@@ -235,79 +305,217 @@ class _Run:
             concurrency=self.settings.api.concurrency,
         )
 
-    def _list_customers(self, client: ZeroTouchClient) -> tuple[list[int], list[str]]:
-        """Stage ``customers.list``; return the companies to list and the Workspace accounts to
-        list (the listed customers' own, then the configured ones)."""
+    def _start_partners(self, clients: dict[int, ZeroTouchClient]) -> None:
+        """The run's partners, each with its client and its customers to list."""
+        for index, settings in enumerate(self.selected):
+            subset = list(self.customers or settings.customers)
+            result = PartnerResult(settings.id)
+            self.result.partners.append(result)
+            self.partners.append(_Partner(settings, index, clients[settings.id], subset, result))
+
+    def _list_customers(self, partner: _Partner) -> _Owners:
+        """Stage a partner's ``customers.list`` and vendors; return the owners to list: the
+        companies, the Workspace accounts (the listed customers' own, then the configured
+        ones), and the vendors' customers that are no customers of the partner's own.
+
+        A partner whose customers.list fails is left as it was (nothing of it is listed) while
+        the run's other partners go on; when it is the run's only partner, or every partner
+        failed, the run fails.
+        """
         self._notify(Phase.CUSTOMERS)
-        for page in client.iter_customer_pages():
-            self.collector.customer_page(page)
-            if self.halt():
-                raise CancelledError("cancelled")
-        workspaces = self.collector.customers_done()
-        self.result.customers_seen = len(workspaces)
+        try:
+            for page in partner.client.iter_customer_pages():
+                self.collector.customer_page(partner.id, page)
+                if self.halt():
+                    raise CancelledError("cancelled")
+            workspaces = self.collector.customers_done(partner.id)
+        except (ApiError, ListingError) as exc:
+            self.collector.customers_failed(partner.id)
+            partner.result.status, partner.result.error = RunStatus.FAILED, str(exc)
+            last = partner is self.partners[-1]
+            if last and all(p.result.status == RunStatus.FAILED for p in self.partners):
+                raise
+            self.collector.warn(
+                f"partner {partner.id}: customers.list failed, so its customers and devices "
+                f"are left as they were: {exc}"
+            )
+            return _Owners([], [], [])
+        partner.customers_whole = True
+        partner.result.customers_seen = len(workspaces)
+        self.result.customers_seen += len(workspaces)
+        vendor_customers = self._list_vendors(partner)
         companies = list(workspaces)
-        if self.subset:
-            for missing in (c for c in self.subset if c not in workspaces):
-                self.collector.warn(f"customer {missing} is not in customers.list; listed anyway")
-            companies = list(self.subset)
+        if partner.subset:
+            for missing in (c for c in partner.subset if c not in workspaces):
+                self.collector.warn(
+                    f"partner {partner.id}: customer {missing} is not in customers.list; "
+                    "listed anyway"
+                )
+            companies = list(partner.subset)
+            vendor_customers = []
         # Chrome OS devices may be claimed for a customer's Workspace account alone, or for one
         # that is no zero-touch customer of the reseller (sync.google_workspace_customer_ids).
         spaces = [w for c in companies if (w := workspaces.get(c))]
         spaces += self.settings.sync.google_workspace_customer_ids
-        return companies, list(dict.fromkeys(spaces))
+        vendors_only = [c for c in dict.fromkeys(vendor_customers) if c not in workspaces]
+        self._notify()  # the requests the lists took
+        return _Owners(companies, list(dict.fromkeys(spaces)), vendors_only)
 
-    def _plan(self, companies: list[int], workspaces: list[str]) -> list[Task]:
-        """The listings (from the plan) and identifier lookups of the run, as fetch tasks."""
-        sections, api = self.settings.sync.section_types, self.settings.api
-        with self.writer.begin():  # what the snapshot holds plans the listings
-            by_company, by_workspace = snapshot.devices_per_owner(self.writer, sections)
-        planned = plan_listings(
-            companies,
-            workspaces,
-            sections,
-            concurrency=api.concurrency,
-            max_ids=api.max_ids_per_request,
-            by_company=by_company,
-            by_workspace=by_workspace,
-        )
-        tasks = [
-            self.collector.listing_task(
-                p.section_type, p.company_ids, p.google_workspace_customer_ids, p.expected_devices
+    def _list_vendors(self, partner: _Partner) -> list[int]:
+        """Stage a partner's vendors and their customers; return those customers' ids.
+
+        A vendor list that fails leaves the partner's vendors as they were (a warning; the run
+        is partial for the partner).
+        """
+        client, found = partner.client, list[int]()
+        try:
+            vendors = self._stage_list(
+                partner, "vendors.list", client.iter_vendor_pages(), staging.STAGED_VENDORS, None
             )
-            for p in planned
-        ]
+            for vendor_id in vendors:
+                pages = client.iter_vendor_customer_pages(vendor_id)
+                found += self._stage_list(
+                    partner,
+                    f"vendors.customers.list of vendor {vendor_id}",
+                    pages,
+                    staging.STAGED_VENDOR_CUSTOMERS,
+                    vendor_id,
+                )
+        except (ApiError, ListingError, BadRecordError) as exc:
+            if isinstance(exc, CancelledError):
+                raise
+            self.collector.warn(
+                f"partner {partner.id}: its vendors could not be listed, so they are left as "
+                f"they were: {exc}"
+            )
+            return found
+        partner.vendors_whole = True
+        return found
+
+    def _stage_list(
+        self,
+        partner: _Partner,
+        method: str,
+        pages: Iterator[Page],
+        table: Table,
+        vendor_id: int | None,
+    ) -> list[int]:
+        """Stage every page of a vendors list; return the ids it listed.
+
+        Raises:
+            ListingError: the count does not match ``totalSize``.
+            BadRecordError: a record cannot be stored.
+        """
+        ids, total = list[int](), None
+        for page in pages:
+            rows = []
+            for item in page.items:
+                row, unknown = to_vendor_row(item, partner.id, vendor_id)
+                self.collector.unknown.update(unknown)
+                rows.append(row)
+            staging.stage_rows(self.writer, table, rows)
+            ids += [r["vendor_id" if vendor_id is None else "company_id"] for r in rows]
+            total = page.total_size
+            if self.halt():
+                raise CancelledError("cancelled")
+        if total is not None and total != len(ids):
+            raise ListingError(f"{method} returned {len(ids)} but totalSize said {total}")
+        return ids
+
+    def _plan(self, owners: list[_Owners]) -> list[Task]:
+        """The listings (from the plan) and identifier lookups of the run, as fetch tasks:
+        each partner's listings are planned as a run of that partner alone would plan them,
+        then its vendors' customers' (few: a listing per section type and ``max_ids``)."""
+        api, tasks = self.settings.api, list[Task]()
+        for partner, listed in zip(self.partners, owners, strict=True):
+            if not partner.customers_whole:
+                continue
+            sections = partner.settings.section_types
+            with self.writer.begin():  # what the snapshot holds plans the listings
+                by_company, by_workspace = snapshot.devices_per_owner(
+                    self.writer, sections, partner.id if len(self.partners) > 1 else None
+                )
+            planned = plan_listings(
+                listed.companies,
+                listed.workspaces,
+                sections,
+                concurrency=api.concurrency,
+                max_ids=api.max_ids_per_request,
+                by_company=by_company,
+                by_workspace=by_workspace,
+            )
+            tasks += [
+                self.collector.listing_task(
+                    partner.id,
+                    p.section_type,
+                    p.company_ids,
+                    p.google_workspace_customer_ids,
+                    p.expected_devices,
+                )
+                for p in planned
+            ]
+            size = max(1, api.max_ids_per_request)
+            vendors = listed.vendor_customers
+            tasks += [
+                self.collector.listing_task(
+                    partner.id,
+                    section,
+                    chunk,
+                    [],
+                    sum(by_company.get(c, 0) for c in chunk),
+                )
+                for section in sections
+                for chunk in (vendors[i : i + size] for i in range(0, len(vendors), size))
+            ]
         if self.identifiers is not None:
+            tasks += self._lookups(self.identifiers)
+        return tasks
+
+    def _lookups(self, rows: list[IdentifierRow]) -> list[Task]:
+        """The identifier lookups: every well-formed row, looked up under each partner (a
+        partner finds the devices it registered)."""
+        log.info("%s", describe(self.identifiers_file, rows))
+        for message in row_problems(self.identifiers_file, rows):
+            self.collector.warn(message)
+        self.collector.identifier_lookups.malformed(rows, self.partners[0].id)
+        tasks = list[Task]()
+        for partner in self.partners:
+            if not partner.customers_whole:
+                continue
             lookup = ListingResult(
-                listing_id=staging.IDENTIFIER_LISTING,
+                listing_id=staging.IDENTIFIER_LISTING + partner.index,
                 kind=ListingKind.FIND_BY_IDENTIFIER,
                 section_type=None,
                 company_ids=[],
                 google_workspace_customer_ids=[],
+                partner_id=partner.id,
             )
             self.result.listings.append(lookup)
-            self._malformed(self.identifiers)
             # one identifier is one short lookup: they fill the slots the listings leave
-            lookups = [Task(lookup, row, 1.0) for row in self.identifiers if row.error is None]
-            self.collector.lookups_planned = len(lookups)
-            tasks += lookups
+            tasks += [Task(lookup, row, 1.0) for row in rows if row.error is None]
+        self.collector.lookups_planned = len(tasks)
         return tasks
 
-    def _fetch(self, client: ZeroTouchClient, tasks: list[Task]) -> None:
+    def _client(self, partner_id: int) -> ZeroTouchClient:
+        return next(p.client for p in self.partners if p.id == partner_id)
+
+    def _fetch(self, tasks: list[Task]) -> None:
         """Fetch every task's pages and hand each to the collector as it arrives."""
         with short_gil_slices():
             self._notify(Phase.DEVICES)
-            self._collect(client, tasks)
+            self._collect(tasks)
         self.collector.stager.flush()
         self._collect_counters()
 
-    def _collect(self, client: ZeroTouchClient, tasks: list[Task]) -> None:
-        collector = self.collector
+    def _collect(self, tasks: list[Task]) -> None:
+        collector, size = self.collector, self.settings.api.page_size
+        clients = {p.id: p.client for p in self.partners}
         fetcher = PageFetcher(
             tasks,
-            lambda task: _open_pages(client, task, self.settings.api.page_size),
+            lambda task: _open_pages(clients[task.listing.partner_id], task, size),
             expected_pages=lambda task: task.expected_pages,
             concurrency=self.settings.api.concurrency,
-            page_size=self.settings.api.page_size,
+            page_size=size,
             halt=self.halt,
             idle=self._notify,
         )
@@ -321,12 +529,13 @@ class _Run:
                 else:
                     collector.done(item.task)
 
-    def _decide(self, client: ZeroTouchClient) -> None:
+    def _decide(self) -> None:
         """Decide what the merge will apply: coverage, incomplete listings, removals (checked
         with the API), the counts, and the mass-removal guard."""
         result, writer = self.result, self.writer
         owner_listings = [x for x in result.listings if x.kind == ListingKind.FIND_BY_OWNER]
         staging.stage_coverage(writer, owner_listings)
+        staging.stage_scope(writer, self._scope())
         for x in result.listings:
             if x.kind == ListingKind.FIND_BY_IDENTIFIER:
                 x.complete = self.collector.identifiers_complete
@@ -334,59 +543,97 @@ class _Run:
                 x.error = None if x.complete else f"{failed} identifier row(s) with errors"
         merge.mark_incomplete(writer, [x.listing_id for x in owner_listings if not x.complete])
         # A device can come back from two listings: claims in two sections, a company and a
-        # Workspace listing, an identifier lookup, or a device that moved while we paged.
+        # Workspace listing, an identifier lookup, two partners, or a device that moved while
+        # we paged.
         merge.deduplicate(writer)
         for listing_id, repeated in sorted(self.collector.stager.repeated.items()):
-            self.collector.warn(
-                f"listing {listing_id} returned {repeated} device(s) more than once; "
-                "each is stored once"
-            )
+            if listing_id >= 0:  # a device that two CSV rows name is no surprise
+                self.collector.warn(
+                    f"listing {listing_id} returned {repeated} device(s) more than once; "
+                    "each is stored once"
+                )
         self._notify(Phase.MERGING)
         staging.refresh_statistics(writer)
+        claimless = [p.id for p in self.partners if self._everyone(p)]
         merge.stage_removals(
-            writer,
-            self.settings.sync.section_types,
-            every_customer=not self.subset,
-            identifiers_complete=self.collector.identifiers_complete,
+            writer, claimless_partners=claimless if self.collector.identifiers_complete else []
         )
-        self._check_removals(client)
+        self._check_removals()
         self.counts = merge.change_counts(writer)
         result.devices_added = self.counts.get("added", 0)
         result.devices_changed = self.counts.get("changed", 0)
         result.devices_reappeared = self.counts.get("reappeared", 0)
         result.devices_removed = self.counts.get("removed", 0)
         result.devices_seen = sum(v for k, v in self.counts.items() if k in _SEEN)
-        result.customers_added, result.customers_removed = merge.customer_changes(writer)
+        whole = [p.id for p in self.partners if p.customers_whole]
+        result.customers_added, result.customers_removed = merge.customer_changes(writer, whole)
         self._guard_mass_removal()
         if self.collector.unknown:
             log.warning(
                 "the API sent fields this version does not know (kept in raw): %s",
                 ", ".join(f"{k} x{v}" for k, v in sorted(self.collector.unknown.items())),
             )
+        self._partner_outcomes()
         # a removal left unchecked, or whose check failed, leaves its device as it was
         unchecked = self.counts.get("unconfirmed", 0) + self.collector.unchecked
         partial = unchecked or any(not x.complete for x in result.listings)
+        partial = partial or any(p.result.status != RunStatus.SUCCEEDED for p in self.partners)
         result.status = RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED
 
-    def _check_removals(self, client: ZeroTouchClient) -> None:
+    def _everyone(self, partner: _Partner) -> bool:
+        """True when the run listed every customer of the partner (and its vendors'): an owner
+        no listing asked about has left it."""
+        return partner.customers_whole and partner.vendors_whole and not partner.subset
+
+    def _scope(self) -> list[tuple[int, str, str]]:
+        """(partner, section type, mode) of every configured partner: see ``StagingScope``."""
+        synced = {p.id: p for p in self.partners}
+        rows = []
+        for settings in self.settings.partners:
+            partner = synced.get(settings.id)
+            if partner is None or not partner.customers_whole:
+                mode = "skipped"
+            else:
+                mode = "everyone" if self._everyone(partner) else "explicit"
+            rows += [(settings.id, section, mode) for section in settings.section_types]
+        return rows
+
+    def _partner_outcomes(self) -> None:
+        """How each partner went: failed (set when its customers.list failed), partial (an
+        incomplete listing, or its vendors), or succeeded; and the devices it saw."""
+        seen = merge.devices_per_partner(self.writer, _SEEN)
+        for partner in self.partners:
+            outcome = partner.result
+            outcome.devices_seen = seen.get(partner.id, 0)
+            if outcome.status == RunStatus.FAILED:
+                continue
+            listings = [x for x in self.result.listings if x.partner_id == partner.id]
+            whole = partner.vendors_whole and all(x.complete for x in listings)
+            outcome.status = RunStatus.SUCCEEDED if whole else RunStatus.PARTIAL
+
+    def _check_removals(self) -> None:
         """Ask the API for each device a complete listing should have returned but did not,
         before it is marked removed (up to ``sync.removal_checks`` a run)."""
-        writer, sections = self.writer, self.settings.sync.section_types
-        candidates = merge.removal_candidates(writer, sections)
+        writer = self.writer
+        candidates = merge.removal_candidates(writer)
         limit = self.settings.sync.removal_checks
         if not limit:  # the listings are trusted
             return
         checked, waiting = candidates[:limit], candidates[limit:]
         if waiting:
-            merge.unstage_removals(writer, waiting, left=True)
+            merge.unstage_removals(writer, [d for d, _ in waiting], left=True)
             self.collector.warn(
                 f"{len(waiting)} devices missing from their listings were not checked "
                 f"(sync.removal_checks = {limit}); they stay as they were until a later run"
             )
+        sections = list(dict.fromkeys(s for p in self.selected for s in p.section_types))
         found = self.collector.check_removals(
-            checked, lambda device_id: _check_pages(client, device_id), sections, self.halt
+            checked,
+            lambda pair: _check_pages(self._client(pair[1]), pair[0]),
+            sections,
+            self.halt,
         )
-        merge.unstage_removals(writer, found, left=False)
+        merge.unstage_removals(writer, [d for d, _ in found], left=False)
         self.collector.stager.flush()
 
     def _apply(self) -> None:
@@ -397,13 +644,20 @@ class _Run:
             result.preview = merge.preview(writer, result.preview_limit)
             return
         now = datetime.now(UTC)  # the new snapshot's time: its versions start then
+        vendors = [p.id for p in self.partners if p.vendors_whole]
+        whole = {
+            "customers": [p.id for p in self.partners if p.customers_whole],
+            "vendors": vendors,
+            "vendor_customers": vendors,
+        }
         with writer.begin():
-            merge.apply(writer, self.run_id, now, self.counts)
+            merge.apply(writer, self.run_id, now, self.counts, whole)
             merge.apply_lookups(writer, self.run_id, lookups, now)
             result.finished_at = datetime.now(UTC)  # restamped once the commit is done
             runs.record_run(writer, result)
-        result.identifiers_looked_up = len(lookups)
-        result.identifiers_found = sum(1 for x in lookups if x["found"])
+        found = {x["line_number"] for x in lookups if x["found"]}
+        result.identifiers_looked_up = len({x["line_number"] for x in lookups})
+        result.identifiers_found = len(found)
         self._notify(Phase.DONE)
 
     # --- helpers -----------------------------------------------------------------------------
@@ -413,14 +667,6 @@ class _Run:
         """The run's writer connection."""
         assert self.conn is not None
         return self.conn
-
-    def _malformed(self, rows: list[IdentifierRow]) -> None:
-        """Say what the identifiers file holds; store its malformed rows with their errors, each
-        a warning (the run goes on, and is partial)."""
-        log.info("%s", describe(self.identifiers_file, rows))
-        for message in row_problems(self.identifiers_file, rows):
-            self.collector.warn(message)
-        self.collector.identifier_lookups.malformed(rows)
 
     def _guard_mass_removal(self) -> None:
         removed = self.result.devices_removed
@@ -446,6 +692,9 @@ class _Run:
             self.result.status = RunStatus.FAILED
         self.result.error = message
         self.result.failure = failure
+        for partner in self.result.partners:  # nothing of any partner was applied
+            partner.status = self.result.status
+            partner.error = partner.error or message
         self.result.finished_at = datetime.now(UTC)
         self._collect_counters()
         try:

@@ -38,13 +38,19 @@ from inventory.models import (
     StagingDevice,
     StagingDuplicate,
     StagingMetadata,
+    StagingScope,
+    StagingVendor,
+    StagingVendorCustomer,
     UTCDateTime,
     table_of,
 )
 from inventory.store.runs import ListingResult
 from inventory.transform import DeviceRows, json_text
 
-IDENTIFIER_LISTING = 0  # the listing number of findByIdentifier results
+# The listing number of the findByIdentifier results of a run's first partner; its k-th
+# partner's are IDENTIFIER_LISTING + k. Below every findByOwner listing's: the merge keeps the
+# lowest-numbered complete listing's row of a device, and a lookup's is the newest.
+IDENTIFIER_LISTING = -100
 REMOVAL_LISTING = -1  # the listing number of devices a run will mark removed
 CHECK_LISTING = -2  # the listing number of devices found by a removal check (devices.get)
 SNAPSHOT_CHUNK = 500  # ids per SQLite lookup query (well under its bound-parameter limit)
@@ -301,18 +307,48 @@ def _cursor(conn: Connection) -> Any:
     return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
-def stage_customers(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Write one page of ``customers.list`` rows to staging (a customer listed twice: once)."""
+# the lists of a partner a run stages whole: what customers.list, vendors.list and
+# vendors.customers.list returned
+STAGED_CUSTOMERS = table_of(StagingCustomer)
+STAGED_VENDORS = table_of(StagingVendor)
+STAGED_VENDOR_CUSTOMERS = table_of(StagingVendorCustomer)
+
+
+def stage_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Write one page of a list's rows to its staging table (a row listed twice: once)."""
     if rows:
         with conn.begin():
-            conn.execute(insert_ignore(conn, table_of(StagingCustomer)), rows)
+            conn.execute(insert_ignore(conn, table), rows)
+
+
+def stage_customers(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Write one page of ``customers.list`` rows to staging (a customer listed twice: once)."""
+    stage_rows(conn, STAGED_CUSTOMERS, rows)
+
+
+def unstage_partner(conn: Connection, partner_id: int) -> None:
+    """Take back what a partner's lists staged (its customers.list failed: it is skipped)."""
+    with conn.begin():
+        for table in (STAGED_CUSTOMERS, STAGED_VENDORS, STAGED_VENDOR_CUSTOMERS):
+            conn.execute(table.delete().where(table.c.partner_id == partner_id))
+
+
+def stage_scope(conn: Connection, rows: Sequence[tuple[int, str, str]]) -> None:
+    """Record the run's scope: (partner, section type, mode) rows (see ``StagingScope``)."""
+    if rows:
+        with conn.begin():
+            conn.execute(
+                insert_ignore(conn, table_of(StagingScope)),
+                [{"partner_id": p, "section_type": s, "mode": m} for p, s, m in rows],
+            )
 
 
 def stage_coverage(conn: Connection, listings: Sequence[ListingResult]) -> None:
     """Record which owners each findByOwner listing asked about and whether it arrived whole:
-    one row per (section type, company or Workspace id)."""
+    one row per (partner, section type, company or Workspace id)."""
     rows = [
         {
+            "partner_id": x.partner_id,
             "section_type": x.section_type,
             "owner_kind": kind,
             "owner_key": str(key),
