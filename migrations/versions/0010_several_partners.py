@@ -246,7 +246,8 @@ def _revision(name: str) -> ModuleType:
     """An earlier revision's module (``migrations`` is no package: loaded by its path)."""
     path = Path(__file__).with_name(f"{name}.py")
     spec = importlib.util.spec_from_file_location(f"_zt_inventory_revision_{name}", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
