@@ -76,10 +76,20 @@ RECIPES = (
         "SELECT c.changed_at, c.device_id, c.previous_company_id, f.company_name AS moved_from,\n"
         "       c.company_id, t.company_name AS moved_to\n"
         "FROM v_device_changes c\n"
-        "LEFT JOIN customers f ON f.company_id = c.previous_company_id\n"
-        "LEFT JOIN customers t ON t.company_id = c.company_id\n"
+        "LEFT JOIN customers f\n"
+        "       ON f.partner_id = c.partner_id AND f.company_id = c.previous_company_id\n"
+        "LEFT JOIN customers t ON t.partner_id = c.partner_id AND t.company_id = c.company_id\n"
         "WHERE c.change = 'moved' AND c.changed_at > datetime('now', '-7 days')",
         "On PostgreSQL: c.changed_at > now() - interval '7 days'.",
+    ),
+    Recipe(
+        "vendor_devices",
+        "Which vendor's customers own which devices?",
+        "SELECT partner_id, vendor_name, company_id, company_name, COUNT(*) AS devices\n"
+        "FROM v_vendor_devices\n"
+        "GROUP BY partner_id, vendor_name, company_id, company_name\n"
+        "ORDER BY devices DESC",
+        "Vendors are sub-resellers; v_vendor_devices has one row per device.",
     ),
     Recipe(
         "owned_at",
@@ -134,13 +144,16 @@ TABLES: dict[str, dict[str, Any]] = {
             **_OWNER,
             "google_workspace_customer_id": "Workspace account of a Chrome OS claim.",
             "metadata": "The device's metadata entries as one JSON object.",
+            "partner_id": "The reseller account whose listing returned the device.",
         },
     },
     "v_customer_device_counts": {
         "title": "Devices per customer",
-        "description": "Current customers and how many current devices each owns.",
+        "description": "Current customers of each reseller account and how many current "
+        "devices each owns.",
         "sort_desc": "devices",
         "columns": {
+            "partner_id": "The reseller account whose customer it is.",
             "company_id": "The customer's id (int64).",
             "company_name": "The customer's name.",
             "devices": "Current devices it owns in the zero-touch section.",
@@ -161,6 +174,21 @@ TABLES: dict[str, dict[str, Any]] = {
             "previous_company_id": "The zero-touch owner before the change.",
             "company_id": "The zero-touch owner after it (none once removed).",
             "version_id": "The new version's row in device_versions.",
+            "partner_id": "The reseller account whose listing saw the change.",
+        },
+    },
+    "v_vendor_devices": {
+        "title": "Devices of vendors' customers",
+        "description": "One row per current device owned by a current customer of a current "
+        "vendor (sub-reseller) of the device's reseller account.",
+        "facets": ["vendor_name", "company_name", "model"],
+        "columns": {
+            **{k: v for k, v in _IDENTIFIERS.items() if k in ("device_id", "imei", "meid")},
+            "partner_id": "The reseller account.",
+            "vendor_id": "The vendor (sub-reseller).",
+            "vendor_name": "The vendor's name.",
+            "company_id": "The vendor's customer that owns the device.",
+            "company_name": "That customer's name.",
         },
     },
     "v_reconciliation": {
@@ -190,8 +218,8 @@ TABLES: dict[str, dict[str, Any]] = {
     },
     "customers": {
         "title": "Customers",
-        "description": "One row per company from customers.list; removed_at is set once it "
-        "leaves the list.",
+        "description": "One row per reseller account and company from its customers.list; "
+        "removed_at is set once it leaves the list.",
         "facets": ["terms_status", "language_code"],
         "columns": {
             "company_id": "The customer's id (int64).",
@@ -242,9 +270,27 @@ TABLES: dict[str, dict[str, Any]] = {
         "sort_desc": "run_id",
         "columns": {
             "scope": "full (every customer), customers (--customer; ids in "
-            "scope_customer_ids) or identifiers (lookups only).",
+            "scope_customer_ids), partners (--partner) or identifiers (lookups only).",
             "unknown_fields": "API fields this version does not know, counted (JSON).",
         },
+    },
+    "vendors": {
+        "title": "Vendors",
+        "description": "One row per vendor (sub-reseller) of a reseller account, from "
+        "vendors.list; removed_at is set once it leaves the list.",
+        "columns": {"removed_at": "When it left vendors.list; NULL while it is there."},
+    },
+    "vendor_customers": {
+        "title": "Vendors' customers",
+        "description": "One row per customer of a vendor, from vendors.customers.list.",
+        "facets": ["vendor_id"],
+        "columns": {"removed_at": "When it left the vendor's list; NULL while it is there."},
+    },
+    "sync_run_partners": {
+        "title": "Reseller accounts of each run",
+        "description": "How each partner of a run went: failed (its customers.list failed: "
+        "left as it was), partial or succeeded.",
+        "facets": ["run_id", "partner_id", "status"],
     },
     "sync_listings": {
         "title": "Listings of each run",

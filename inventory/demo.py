@@ -78,11 +78,11 @@ def _fresh_database(url: str) -> None:
         engine.dispose()
 
 
-def _settings(url: str, endpoint: str, key_file: Path, identifiers: Path) -> Settings:
+def _settings(url: str, endpoint: str, keys: dict[int, Path], identifiers: Path) -> Settings:
+    """Two reseller accounts, each with a key file of its own (``[[partners]]``)."""
     return settings_from(
         {
-            "partner": {"id": DEMO_PARTNER_ID},
-            "auth": {"credentials": str(key_file)},
+            "partners": [{"id": pid, "credentials": str(key)} for pid, key in keys.items()],
             "api": {"endpoint": endpoint, "quota_per_100s": 0, "concurrency": 4},
             "database": {"url": url},
             "sync": {"identifiers_file": str(identifiers)},
@@ -122,9 +122,9 @@ def mutate(emu: Emulator, rng: random.Random, keep: set[str] | None = None) -> M
         keep: IMEIs to leave alone (the identifiers file's registered devices).
     """
     keep = keep or set()
-    owned = [
+    owned = [  # the first partner's devices: the second one's week is quiet
         d
-        for d in emu.iter_devices()
+        for d in emu.iter_devices(DEMO_PARTNER_ID)
         if _owner(d) is not None and d["deviceIdentifier"].get("imei") not in keep | {None}
     ]
     by_owner: dict[int, list[int]] = {}
@@ -136,7 +136,7 @@ def mutate(emu: Emulator, rng: random.Random, keep: set[str] | None = None) -> M
     m = Mutations(from_company=ranked[0], to_company=ranked[1])
     m.moved = rng.sample(by_owner[ranked[0]], min(25, len(by_owner[ranked[0]]) // 4))
     for device_id in m.moved:
-        emu.move_device(device_id, ranked[1])
+        emu.move_device(device_id, ranked[1], partner_id=DEMO_PARTNER_ID)
     moved = set(m.moved)
     rest = [int(d["deviceId"]) for d in owned if int(d["deviceId"]) not in moved]
     # Small fleets get fewer removals: a run removing over 20% would stop (mass-removal guard).
@@ -156,7 +156,9 @@ def mutate(emu: Emulator, rng: random.Random, keep: set[str] | None = None) -> M
     for device_id in m.deleted:
         emu.remove_device(device_id)
     for _ in range(20):
-        m.added.append(emu.add_device(company_id=ranked[2 % len(ranked)]))
+        m.added.append(
+            emu.add_device(company_id=ranked[2 % len(ranked)], partner_id=DEMO_PARTNER_ID)
+        )
     return m
 
 
@@ -174,10 +176,27 @@ def questions(
     c = m.from_company
     return [
         (
+            "per_partner",
+            "How many devices and customers does each reseller account have?",
+            "SELECT partner_id, COUNT(*) AS devices, COUNT(DISTINCT company_id) AS customers\n"
+            "FROM v_devices\nGROUP BY partner_id ORDER BY partner_id",
+        ),
+        (
             "per_customer",
             "How many devices does each customer have? (top 10)",
-            "SELECT company_id, company_name, devices\n"
+            "SELECT partner_id, company_id, company_name, devices\n"
             "FROM v_customer_device_counts\nORDER BY devices DESC, company_id\nLIMIT 10",
+        ),
+        (
+            "vendors",
+            "Which vendors (sub-resellers) does each account have, with how many customers?",
+            "SELECT v.partner_id, v.vendor_id, v.company_name AS vendor,\n"
+            "       COUNT(c.company_id) AS customers\n"
+            "FROM vendors v LEFT JOIN vendor_customers c\n"
+            "  ON c.partner_id = v.partner_id AND c.vendor_id = v.vendor_id\n"
+            "WHERE v.removed_at IS NULL AND c.removed_at IS NULL\n"
+            "GROUP BY v.partner_id, v.vendor_id, v.company_name\n"
+            "ORDER BY v.partner_id, v.vendor_id",
         ),
         (
             "owner_of_imei",
@@ -203,9 +222,8 @@ def questions(
         (
             "unregistered",
             "Which devices we shipped (identifiers file) are not registered?",
-            "SELECT line_number, imei, found\nFROM identifier_lookups\n"
-            "WHERE run_id = (SELECT MAX(run_id) FROM identifier_lookups) AND NOT found\n"
-            "ORDER BY line_number",
+            "SELECT line_number, imei, state\nFROM v_reconciliation\n"
+            "WHERE state = 'not_registered'\nORDER BY line_number",
         ),
         (
             "runs",
@@ -227,8 +245,9 @@ def questions(
             "Which devices moved between customers? (first 5)",
             "SELECT c.device_id, f.company_name AS moved_from, t.company_name AS moved_to\n"
             "FROM v_device_changes c\n"
-            "JOIN customers f ON f.company_id = c.previous_company_id\n"
-            "JOIN customers t ON t.company_id = c.company_id\n"
+            "JOIN customers f ON f.partner_id = c.partner_id "
+            "AND f.company_id = c.previous_company_id\n"
+            "JOIN customers t ON t.partner_id = c.partner_id AND t.company_id = c.company_id\n"
             f"WHERE c.change = 'moved' AND c.run_id = {second_run}\n"
             "ORDER BY c.device_id\nLIMIT 5",
         ),
@@ -264,8 +283,9 @@ def run_demo(
 
     Args:
         url: the database (default ``sqlite:///zt-demo.db``; a SQLite file is replaced).
-        devices: devices in the generated fleet.
-        customers: customers in the generated fleet.
+        devices: devices in the generated fleet (half for each of its two partners).
+        customers: customers in the generated fleet (half for each partner; two are
+            customers of both).
         seed: the fleet's seed (the same seed gives the same fleet).
         console: where to print (default: stdout).
         progress: called with a short status line before each step.
@@ -286,16 +306,26 @@ def run_demo(
         db.upgrade(engine)
     finally:
         engine.dispose()
-    say(f"generating {devices:,} devices over {customers} customers (seed {seed})")
+    say(
+        f"generating {devices:,} devices over {customers} customers of two reseller accounts "
+        f"(seed {seed})"
+    )
     fleet = generate_fleet(
-        devices=devices, customers=customers, seed=seed, partner_id=DEMO_PARTNER_ID
+        devices=devices // 2,
+        customers=max(2, customers // 2),
+        seed=seed,
+        partner_id=DEMO_PARTNER_ID,
+        partners=2,
     )
     emu = Emulator(fleet, auth="token")
     with serve(emu) as server, tempfile.TemporaryDirectory(prefix="zt-demo-") as tmp:
-        key = emu.write_service_account_key(Path(tmp) / "service-account.json")
+        keys = {  # one service account per reseller account, linked to it alone
+            pid: emu.write_service_account_key(Path(tmp) / f"key-{pid}.json", partner_ids=[pid])
+            for pid in fleet.partner_ids
+        }
         ident = Path(tmp) / "shipped.csv"
         known = _write_identifiers(emu, ident, rng)
-        settings = _settings(url, server.url, key, ident)
+        settings = _settings(url, server.url, keys, ident)
         say(f"emulator on {server.url} (OAuth service-account flow); syncing into {url}")
         first = run_sync(settings)
         _check(first)

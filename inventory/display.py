@@ -254,6 +254,13 @@ def status_items(data: dict[str, Any], where: str) -> list[str | Table]:
                 f"Fleet: last synced in full by run {snap['full_run_id']}, finished "
                 f"{cell(snap['full_finished_at'])}, {humanize_age(snap['age_s'])} ago"
             )
+    partners = data.get("partners") or []
+    if len(partners) > 1:  # one line per reseller account: when each was last synced whole
+        for p in partners:
+            lines.append(
+                f"Partner {p['partner_id']}: last synced in full by run {p['full_run_id']}, "
+                f"finished {cell(p['full_finished_at'])}, {humanize_age(p['age_s'])} ago"
+            )
     running = data["runs"][0]
     if running["status"] == "running" and running.get("progress"):
         started = (datetime.now(UTC) - running["started_at"]).total_seconds()

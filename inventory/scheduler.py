@@ -83,6 +83,13 @@ class Metrics:
             "(a --customer run does not count; 0: none yet)",
             registry=r,
         )
+        self.partner_last_success = Gauge(
+            "zt_inventory_partner_last_success_timestamp_seconds",
+            "Unix time when the last run that brought every listing of a partner whole finished "
+            "(a full run, or a sync --partner of it)",
+            ["partner"],
+            registry=r,
+        )
         self.last_run = Gauge(
             "zt_inventory_last_run_timestamp_seconds",
             "Unix time when the last run finished",
@@ -133,6 +140,8 @@ class Metrics:
         self.retries.inc(result.retries)
         if result.fleet_fresh:
             self.last_success.set(finished.timestamp())
+        for partner_id in result.partners_fresh:
+            self.partner_last_success.labels(partner=str(partner_id)).set(finished.timestamp())
         if devices_current is not None:
             self.devices_current.set(devices_current)
 
@@ -254,6 +263,7 @@ class SyncService:
             try:
                 with engine.connect() as conn:
                     last = runs.last_full_success(conn)
+                    partners = runs.last_full_per_partner(conn)
             finally:
                 engine.dispose()
         except Exception as exc:
@@ -261,6 +271,9 @@ class SyncService:
             return
         if last is not None:
             self.metrics.last_success.set(last["finished_at"].timestamp())
+        for partner_id, newest in partners.items():
+            gauge = self.metrics.partner_last_success.labels(partner=str(partner_id))
+            gauge.set(newest["finished_at"].timestamp())
         current = self._devices_current()
         if current is not None:
             self.metrics.devices_current.set(current)

@@ -25,6 +25,8 @@ def test_demo_runs_end_to_end_in_under_a_minute(
     assert elapsed < 60
     out = result.stdout
     for question in (
+        "How many devices and customers does each reseller account have?",
+        "Which vendors (sub-resellers) does each account have",
         "How many devices does each customer have?",
         "Which customer owns IMEI",
         "Which devices have vacation mode set",
@@ -34,7 +36,7 @@ def test_demo_runs_end_to_end_in_under_a_minute(
         "What did customer",
     ):
         assert question in out
-    assert "SELECT company_id, company_name, devices" in out
+    assert "SELECT partner_id, company_id, company_name, devices" in out
     assert 'zt-inventory sql --database-url sqlite:///zt-demo.db "SELECT' in out
     assert "FROM v_device_changes" in out
     assert "datasette zt-demo.db --metadata <(zt-inventory datasette-metadata" in out
@@ -45,9 +47,17 @@ def test_demo_runs_end_to_end_in_under_a_minute(
         assert statuses == [("succeeded",), ("succeeded",)]
         assert conn.execute("SELECT COUNT(*) FROM devices").fetchone()[0] > 4000
         not_found = conn.execute(
-            "SELECT COUNT(*) FROM identifier_lookups WHERE run_id = 2 AND NOT found"
+            "SELECT COUNT(*) FROM v_reconciliation WHERE state = 'not_registered'"
         ).fetchone()[0]
         assert not_found == 3
+        # two reseller accounts, each synced whole with its own key file, and their vendors
+        partners = conn.execute(
+            "SELECT partner_id, status FROM sync_run_partners WHERE run_id = 2 ORDER BY 1"
+        ).fetchall()
+        assert partners == [(1234567, "succeeded"), (1234568, "succeeded")]
+        per_partner = conn.execute("SELECT COUNT(DISTINCT partner_id) FROM v_devices").fetchone()[0]
+        assert per_partner == 2
+        assert conn.execute("SELECT COUNT(DISTINCT partner_id) FROM vendors").fetchone()[0] == 2
         second = conn.execute(
             "SELECT devices_added, devices_changed, devices_removed FROM sync_runs WHERE run_id = 2"
         ).fetchone()

@@ -402,3 +402,24 @@ def test_schedule_runs_on_its_interval_and_stops_cleanly_on_sigterm(
     )
     assert "schedule stopped after" in text_log
     engine.dispose()
+
+
+def test_each_partners_last_full_run_is_a_metric(tmp_path: Path) -> None:
+    """A run whose second partner failed moves the first partner's gauge, not the second's,
+    and not the fleet's."""
+    from inventory.store.runs import PartnerResult
+
+    whole = result(run_id=6)
+    whole.partners = [PartnerResult(1, "succeeded"), PartnerResult(2, "succeeded")]
+    half = result("partial", run_id=7)
+    half.finished_at = whole.started_at + timedelta(hours=1)
+    half.partners = [PartnerResult(1, "succeeded"), PartnerResult(2, "failed", error="403")]
+    outcomes = iter([whole, half])
+    service = SyncService(settings_for(tmp_path), sync=lambda *_a, **_k: next(outcomes))
+    service.run_once()
+    first = metric(service, 'zt_inventory_partner_last_success_timestamp_seconds{partner="2"}')
+    service.run_once()
+    gauge = "zt_inventory_partner_last_success_timestamp_seconds"
+    assert metric(service, f'{gauge}{{partner="1"}}') == half.finished_at.timestamp()
+    assert metric(service, f'{gauge}{{partner="2"}}') == first
+    assert metric(service, "zt_inventory_last_success_timestamp_seconds") == first

@@ -119,6 +119,15 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     help="Sync only this customer (company id); repeatable. Default: sync.customers, else all.",
 )
 @click.option(
+    "--partner",
+    "partners",
+    multiple=True,
+    type=click.IntRange(1, 2**63 - 1),
+    metavar="ID",
+    help="Sync only this configured partner (reseller account); repeatable. Default: every "
+    "[[partners]] table (or [partner] id). The others' devices are left as they were.",
+)
+@click.option(
     "--identifiers",
     type=click.Path(dir_okay=False),
     metavar="PATH",
@@ -140,6 +149,7 @@ def sync(
     dry_run: bool,
     allow_mass_removal: bool,
     customers: tuple[int, ...],
+    partners: tuple[int, ...],
     identifiers: str | None,
     as_json: bool,
     preview: int | None,
@@ -154,6 +164,7 @@ def sync(
         zt-inventory sync
         zt-inventory sync --dry-run --preview 50
         zt-inventory sync --dry-run --customer 1234567 --json
+        zt-inventory sync --partner 1234567
     """
     from inventory.sync import run_sync
 
@@ -168,6 +179,7 @@ def sync(
         "dry_run": dry_run,
         "allow_mass_removal": allow_mass_removal,
         "customers": list(customers) or None,
+        "partners": list(partners) or None,
         "identifiers_file": identifiers,
         "preview_limit": preview,
     }
@@ -199,13 +211,27 @@ def sync(
 
 def _partial_reason(result: SyncResult) -> str:
     """What made a run partial, and what to do: one line."""
+    failed = [p for p in result.partners if p.status == "failed"]
+    if failed:
+        ids = ", ".join(str(p.partner_id) for p in failed)
+        return (
+            f"partner {ids} could not be synced ({failed[0].error}); its customers and devices "
+            "were left as they were and the other partners applied; sync again"
+        )
     incomplete = [x for x in result.listings if not x.complete]
     owners = [x for x in incomplete if x.kind == "find_by_owner"]
+    listed = {x.partner_id for x in owners}
+    vendors = [p for p in result.partners if p.status == "partial" and p.partner_id not in listed]
     if owners:
         return (
             f"{len(owners)} of {len(result.listings)} listings did not arrive whole, and their "
             "customers' devices were left as they were; see `zt-inventory status`, then sync "
             "again"
+        )
+    if vendors and not incomplete:
+        return (
+            f"the vendors of partner {vendors[0].partner_id} could not be listed and were left "
+            "as they were (see the warnings); the devices were synced"
         )
     if incomplete:
         return (

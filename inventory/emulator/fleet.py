@@ -62,12 +62,25 @@ class Fleet(FleetStore):
         return company.to_json(name, echo_input_only=echo_input_only)
 
     def require_customer(self, company_id: int, partner_id: int | None = None) -> Company:
-        """Return the current customer ``company_id`` (of ``partner_id``); ``KeyError`` if none."""
-        company = self.company(company_id, partner_id)
+        """Return the current customer ``company_id`` (of ``partner_id``), or a customer of
+        one of its vendors (a reseller registers devices for those too); ``KeyError`` if
+        none."""
+        company = self.company(company_id, partner_id) or self._vendor_customer(
+            company_id, partner_id
+        )
         if company is None:
             of = "" if partner_id is None else f" of partner {partner_id}"
             raise KeyError(f"no customer with companyId {company_id}{of}")
         return company
+
+    def _vendor_customer(self, company_id: int, partner_id: int | None) -> Company | None:
+        partners = self.partner_ids if partner_id is None else (partner_id,)
+        for pid in partners:
+            for vendor in self.vendors_of(pid):
+                for company in vendor.customers:
+                    if company.company_id == company_id and not company.removed:
+                        return company
+        return None
 
     def require_partner(self, partner_id: int | None) -> int:
         """Return ``partner_id`` (None: the first partner); ``KeyError`` for a foreign one."""

@@ -150,6 +150,25 @@ class SyncResult:
         )
 
     @property
+    def partners_fresh(self) -> list[int]:
+        """The partners this run brought whole: every listing of theirs complete, in an applied
+        ``full`` or ``partners`` run (see :func:`last_full_per_partner`)."""
+        if self.status not in APPLIED or self.dry_run:
+            return []
+        if self.scope not in (RunScope.FULL, RunScope.PARTNERS):
+            return []
+        broken = {
+            x.partner_id
+            for x in self.listings
+            if x.kind == ListingKind.FIND_BY_OWNER and not x.complete
+        }
+        return [
+            p.partner_id
+            for p in self.partners
+            if p.status != RunStatus.FAILED and p.partner_id not in broken
+        ]
+
+    @property
     def duration_s(self) -> float | None:
         """Seconds from start to finish."""
         if self.finished_at is None:

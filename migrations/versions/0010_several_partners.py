@@ -211,33 +211,21 @@ def upgrade() -> None:
         " COALESCE(devices_seen, 0), error FROM sync_runs"
         " WHERE partner_id IS NOT NULL AND status <> 'running' AND scope <> 'identifiers'"
     )
-    op.create_table(
-        "vendors",
-        sa.Column("partner_id", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("vendor_id", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("company_name", sa.Text(), nullable=True),
-        sa.Column("raw", JSON_DOCUMENT, nullable=False),
-        sa.Column("content_hash", sa.String(length=64), nullable=False),
-        sa.Column("first_seen_at", UTC_DATETIME, nullable=False),
-        sa.Column("last_changed_at", UTC_DATETIME, nullable=False),
-        sa.Column("removed_at", UTC_DATETIME, nullable=True),
-        sa.PrimaryKeyConstraint("partner_id", "vendor_id", name="pk_vendors"),
-    )
-    op.create_table(
-        "vendor_customers",
-        sa.Column("partner_id", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("vendor_id", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("company_id", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("company_name", sa.Text(), nullable=True),
-        sa.Column("raw", JSON_DOCUMENT, nullable=False),
-        sa.Column("content_hash", sa.String(length=64), nullable=False),
-        sa.Column("first_seen_at", UTC_DATETIME, nullable=False),
-        sa.Column("last_changed_at", UTC_DATETIME, nullable=False),
-        sa.Column("removed_at", UTC_DATETIME, nullable=True),
-        sa.PrimaryKeyConstraint(
-            "partner_id", "vendor_id", "company_id", name="pk_vendor_customers"
-        ),
-    )
+    for table, keys in (
+        ("vendors", ("partner_id", "vendor_id")),
+        ("vendor_customers", ("partner_id", "vendor_id", "company_id")),
+    ):
+        op.create_table(
+            table,
+            *(sa.Column(k, sa.BigInteger(), autoincrement=False, nullable=False) for k in keys),
+            sa.Column("company_name", sa.Text(), nullable=True),
+            sa.Column("raw", JSON_DOCUMENT, nullable=False),
+            sa.Column("content_hash", sa.String(length=64), nullable=False),
+            sa.Column("first_seen_at", UTC_DATETIME, nullable=False),
+            sa.Column("last_changed_at", UTC_DATETIME, nullable=False),
+            sa.Column("removed_at", UTC_DATETIME, nullable=True),
+            sa.PrimaryKeyConstraint(*keys, name=f"pk_{table}"),
+        )
     op.create_index("ix_vendor_customers_company_id", "vendor_customers", ["company_id"])
     _create_views(postgres)
 
