@@ -49,7 +49,11 @@ def job_settings(job: dict[str, Any]) -> Any:
         "database": {"url": job.get("db_url") or NO_DATABASE},
     }
     for section, keys in (job.get("settings") or {}).items():
-        values.setdefault(section, {}).update(keys)
+        if section == "partners":  # [[partners]] tables replace the [partner] shorthand
+            values.pop("partner", None)
+            values["partners"] = keys
+        else:
+            values.setdefault(section, {}).update(keys)
     return settings_from(values)
 
 

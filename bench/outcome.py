@@ -32,6 +32,7 @@ class Sizes:
     matrix: tuple[int, int] = (100_000, 1_000)
     matrix_large: int = 1_000_000  # devices of the matrix's memory rows (--matrix-large)
     wire: tuple[int, int] = (20_000, 200)
+    partners: tuple[int, int, int] = (100_000, 1_000, 2)  # devices and customers each, partners
     repeat: int = 2
 
     def with_repeat(self, repeat: int) -> Sizes:
@@ -50,6 +51,7 @@ QUICK = Sizes(
     matrix=(1_000, 20),
     matrix_large=3_000,
     wire=(1_000, 20),
+    partners=(1_000, 20, 2),
     repeat=1,
 )
 

@@ -32,7 +32,7 @@ STOP_TIMEOUT_S = 30
 # The banner of ``zt-inventory emulator`` (inventory/cli/serve.py): the export line names the
 # partner and the URL; the partner line says how many devices a default sync lists.
 _EXPORT = re.compile(r"ZT_INVENTORY_PARTNER_ID=(\d+) ZT_INVENTORY_API_ENDPOINT=(\S+)")
-_LISTED = re.compile(r"^Partner \d+: [\d,]+ devices; a default sync lists ([\d,]+),")
+_LISTED = re.compile(r"^Partner (\d+): [\d,]+ devices; a default sync lists ([\d,]+),")
 
 
 def child_env() -> dict[str, str]:
@@ -57,6 +57,7 @@ class EmulatorProcess:
         url: the base URL it serves on.
         partner_id: the fleet's partner id.
         zt_devices: the devices a default (zero-touch) sync lists, as its banner says.
+        listed: {partner id: the devices a default sync of it lists} (``partners`` > 1).
     """
 
     def __init__(self, devices: int, customers: int, **options: Any) -> None:
@@ -79,6 +80,7 @@ class EmulatorProcess:
             cwd=ROOT,
             env=child_env(),
         )
+        self.listed: dict[int, int] = {}
         try:
             self.partner_id, self.url, self.zt_devices = self._read_banner()
         except BaseException:
@@ -89,13 +91,16 @@ class EmulatorProcess:
     def _read_banner(self) -> tuple[int, str, int]:
         assert self._proc.stdout is not None
         found: tuple[int, str] | None = None
+        partners = int(self.options.get("partners") or 1)
         for line in self._proc.stdout:
             export = _EXPORT.search(line)
             if export:
                 found = int(export.group(1)), export.group(2)
             listed = _LISTED.match(line)
             if listed and found:
-                return found[0], found[1], int(listed.group(1).replace(",", ""))
+                self.listed[int(listed.group(1))] = int(listed.group(2).replace(",", ""))
+                if len(self.listed) == partners:
+                    return found[0], found[1], self.listed[found[0]]
         code = self._proc.wait()
         self._stderr.seek(0)
         tail = "\n".join(self._stderr.read().splitlines()[-10:])

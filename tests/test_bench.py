@@ -66,3 +66,28 @@ def test_the_quick_throughput_scenario_runs_its_baselines(tmp_path: Path) -> Non
     text = out.read_text(encoding="utf-8")
     assert "| raw baseline |" in text
     assert "| zt-inventory sync |" in text
+
+
+def test_the_quick_partners_scenario_runs_each_partner_alone_then_together(
+    tmp_path: Path,
+) -> None:
+    """Scenario 9 configures ``[[partners]]`` through the bench's child jobs: a change of the
+    settings it builds must not leave it broken until the next full benchmark."""
+    out = tmp_path / "results.md"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--scenarios", "9", "--db", "sqlite"]
+        + ["--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode in (0, 1), run.stderr  # 1: a target missed at this tiny size
+    assert "failed:" not in run.stdout, run.stdout
+    text = out.read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| partner ")]
+    assert len(rows) == 2
+    together = next(line for line in text.splitlines() if "partners in one run" in line)
+    calls = [int(line.split("|")[3]) for line in [*rows, together]]
+    assert calls[-1] <= calls[0] + calls[1]

@@ -1,8 +1,8 @@
 """The scenarios, one module each; every one runs on one database kind and returns an Outcome.
 
 ``throughput`` (1), ``request_count`` (2), ``latency`` (3), ``quota`` (4), ``memory`` (5),
-``resync`` (6), ``matrix`` (7: the configurations users run) and ``wire`` (8: bytes per device
-in each wire format).
+``resync`` (6), ``matrix`` (7: the configurations users run), ``wire`` (8: bytes per device
+in each wire format) and ``partners`` (9: several reseller accounts in one run).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from bench.scenarios import (
     latency,
     matrix,
     memory,
+    partners,
     quota,
     request_count,
     resync,
@@ -33,6 +34,7 @@ SCENARIOS: dict[str, Callable[[Context], Outcome]] = {
     "6": resync.unchanged,
     "7": matrix.matrix,
     "8": wire.wire,
+    "9": partners.partners,
 }
 
 
