@@ -207,6 +207,18 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+_PARTNER_PREFIX = re.compile(r"^partners/[^/]+/")
+
+
+def device_hash_as_seen_by(device: dict[str, Any], device_id: int, partner_id: int) -> str:
+    """The content hash of a device as partner ``partner_id`` would name it: its ``name``
+    (``partners/P/devices/D``) is the only part of a device that says whose view it is."""
+    name = device.get("name")
+    if isinstance(name, str):
+        device = dict(device, name=_PARTNER_PREFIX.sub(f"partners/{partner_id}/", name))
+    return content_hash(canonical_device(device, device_id))
+
+
 def content_hash(obj: Any) -> str:
     """SHA-256 of the canonical JSON of ``obj`` (keys sorted, no whitespace, UTF-8).
 

@@ -409,3 +409,22 @@ def test_status_shows_each_partners_last_full_run(engine: Engine, db_url: str) -
     lines = [x for x in status_items(data, "db") if isinstance(x, str)]
     assert any(x.startswith(f"Partner {A}: last synced in full by run 1,") for x in lines)
     assert any(x.startswith(f"Partner {B}: last synced in full by run 2,") for x in lines)
+
+
+def test_a_device_two_partners_know_stays_as_it_is_when_one_is_synced_alone(
+    engine: Engine, db_url: str
+) -> None:
+    """A device that partner A lists (zero touch) and partner B too (SIM lock) belongs to A
+    after a full run; a run of B alone sees it unchanged: no version, no change of partner."""
+    emu = fleet()
+    both = settings(emu, db_url, [{"id": A}, {"id": B}])
+    assert sync(emu, both).status == "succeeded"
+    shared = known(emu, A) & known(emu, B)
+    assert shared, "the fleet must have devices both partners list"
+    versions = rows(engine, "SELECT COUNT(*) FROM device_versions")
+    for partners in ([B], [A], [B], None):
+        result = sync(emu, both, partners=partners)
+        assert result.status == "succeeded", result.error
+        assert (result.devices_added, result.devices_changed, result.devices_removed) == (0, 0, 0)
+    assert rows(engine, "SELECT COUNT(*) FROM device_versions") == versions
+    assert all(current(engine)[d] == A for d in shared)

@@ -45,7 +45,7 @@ from inventory.models import (
     table_of,
 )
 from inventory.store.runs import ListingResult
-from inventory.transform import DeviceRows, json_text
+from inventory.transform import DeviceRows, device_hash_as_seen_by, json_text
 
 # The listing number of the findByIdentifier results of a run's first partner; its k-th
 # partner's are IDENTIFIER_LISTING + k. Below every findByOwner listing's: the merge keeps the
@@ -171,7 +171,9 @@ class Stager:
                     change = "added"
                 elif previous[1]:
                     change = "reappeared"
-                elif previous[0] != device["content_hash"]:
+                elif previous[0] != device["content_hash"] and not _seen_by_another(
+                    device, previous
+                ):
                     change = "changed"
                 else:
                     devices.append(
@@ -193,7 +195,20 @@ class Stager:
 
 
 # (table, the columns after the id) of the per-batch snapshot lookup
-_SNAPSHOT = ("devices", "content_hash, removed_at IS NOT NULL")
+_SNAPSHOT = ("devices", "content_hash, removed_at IS NOT NULL, partner_id")
+
+
+def _seen_by_another(device: Mapping[str, Any], previous: tuple[Any, ...]) -> bool:
+    """True when a device the snapshot holds as another partner's is unchanged but for the
+    partner whose view it is (its ``name``, ``partners/P/devices/D``): a device two of the
+    configured partners know, listed by one in this run (``sync --partner``) and by the other
+    before, stays as it is, its partner included; a device handed from one partner to the other
+    has a claim of the other's, and changed."""
+    stored_hash, _, stored_partner = previous
+    if stored_partner is None or stored_partner == device["partner_id"]:
+        return False
+    seen_by = device_hash_as_seen_by(device["raw"], device["device_id"], int(stored_partner))
+    return bool(seen_by == stored_hash)
 
 
 def _row_maker(
