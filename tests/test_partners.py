@@ -426,5 +426,8 @@ def test_a_device_two_partners_know_stays_as_it_is_when_one_is_synced_alone(
         result = sync(emu, both, partners=partners)
         assert result.status == "succeeded", result.error
         assert (result.devices_added, result.devices_changed, result.devices_removed) == (0, 0, 0)
+        # each partner's devices seen, unchanged ones included
+        assert sum(p.devices_seen for p in result.partners) == result.devices_seen > 0
+        assert all(p.devices_seen > 0 for p in result.partners)
     assert rows(engine, "SELECT COUNT(*) FROM device_versions") == versions
     assert all(current(engine)[d] == A for d in shared)

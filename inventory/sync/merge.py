@@ -205,16 +205,16 @@ def change_counts(conn: Connection) -> dict[str, int]:
     return {str(k): int(v) for k, v in rows}
 
 
-def devices_per_partner(conn: Connection, changes: Sequence[str]) -> dict[int, int]:
-    """{partner id: staged devices of these changes} (a device's partner: the listing that
-    kept its row)."""
+def devices_per_listing(conn: Connection, changes: Sequence[str]) -> dict[int, int]:
+    """{listing id: staged devices of these changes that it kept} (a device two listings
+    returned counts for the one whose row the merge kept)."""
     rows = _execute(
         conn,
-        "SELECT partner_id, COUNT(*) FROM sync_staging_devices WHERE change IN :changes "
-        "GROUP BY partner_id",
+        "SELECT listing_id, COUNT(*) FROM sync_staging_devices WHERE change IN :changes "
+        "GROUP BY listing_id",
         {"changes": list(changes)},
     )
-    return {int(k): int(v) for k, v in rows if k is not None}
+    return {int(k): int(v) for k, v in rows}
 
 
 def preview(conn: Connection, limit: int) -> list[dict[str, Any]]:

@@ -601,7 +601,11 @@ class _Run:
     def _partner_outcomes(self) -> None:
         """How each partner went: failed (set when its customers.list failed), partial (an
         incomplete listing, or its vendors), or succeeded; and the devices it saw."""
-        seen = merge.devices_per_partner(self.writer, _SEEN)
+        seen: dict[int, int] = {}
+        whose = {x.listing_id: x.partner_id for x in self.result.listings}
+        for listing_id, devices in merge.devices_per_listing(self.writer, _SEEN).items():
+            if listing_id in whose:  # not the few a removal check found
+                seen[whose[listing_id]] = seen.get(whose[listing_id], 0) + devices
         for partner in self.partners:
             outcome = partner.result
             outcome.devices_seen = seen.get(partner.id, 0)
