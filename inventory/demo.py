@@ -45,6 +45,7 @@ class Mutations:
     relabelled: list[int] = field(default_factory=list)
     added: list[int] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
+    to_vendors: list[int] = field(default_factory=list)  # claimed for a vendor's customers
     from_company: int | None = None
     to_company: int | None = None
 
@@ -149,6 +150,15 @@ def mutate(emu: Emulator, rng: random.Random, keep: set[str] | None = None) -> M
     m.unclaimed = picks[:unclaim]
     m.relabelled = picks[unclaim : unclaim + relabel]
     m.deleted = picks[unclaim + relabel :]
+    # a vendor (sub-reseller) sold a few devices: claimed for its customers
+    vendor_customers = [c.company_id for v in emu.fleet.vendors_of(DEMO_PARTNER_ID)
+                        for c in v.customers]  # fmt: skip
+    left = [d for d in rest if d not in set(picks)]
+    if vendor_customers and left:
+        m.to_vendors = rng.sample(left, min(6, len(left)))
+        for n, device_id in enumerate(m.to_vendors):
+            company = vendor_customers[n % len(vendor_customers)]
+            emu.move_device(device_id, company, partner_id=DEMO_PARTNER_ID)
     for device_id in m.unclaimed:
         emu.unclaim(device_id)
     for n, device_id in enumerate(m.relabelled):
@@ -197,6 +207,13 @@ def questions(
             "WHERE v.removed_at IS NULL AND c.removed_at IS NULL\n"
             "GROUP BY v.partner_id, v.vendor_id, v.company_name\n"
             "ORDER BY v.partner_id, v.vendor_id",
+        ),
+        (
+            "vendor_devices",
+            "Which vendor's customers own which devices? (view v_vendor_devices)",
+            "SELECT vendor_name, company_name, COUNT(*) AS devices\n"
+            "FROM v_vendor_devices\nGROUP BY vendor_name, company_name\n"
+            "ORDER BY devices DESC, company_name",
         ),
         (
             "owner_of_imei",
@@ -338,7 +355,8 @@ def run_demo(
         say(
             f"changing the fleet: {len(mutations.moved)} moved, {len(mutations.unclaimed)} "
             f"unclaimed, {len(mutations.relabelled)} new metadata, {len(mutations.added)} "
-            f"added, {len(mutations.deleted)} deleted; syncing again"
+            f"added, {len(mutations.deleted)} deleted, {len(mutations.to_vendors)} sold by a "
+            "vendor; syncing again"
         )
         second = run_sync(settings)
         _check(second)

@@ -61,7 +61,10 @@ def test_demo_runs_end_to_end_in_under_a_minute(
         second = conn.execute(
             "SELECT devices_added, devices_changed, devices_removed FROM sync_runs WHERE run_id = 2"
         ).fetchone()
-        assert second == (20, 45, 15)  # 25 moved + 20 new metadata; 10 unclaimed + 5 deleted
+        # 25 moved + 6 sold by a vendor + 20 new metadata; 10 unclaimed + 5 deleted
+        assert second == (20, 51, 15)
+        vendor_devices = conn.execute("SELECT COUNT(*) FROM v_vendor_devices").fetchone()[0]
+        assert vendor_devices == 6
     finally:
         conn.close()
 
@@ -80,7 +83,7 @@ def test_demo_on_postgres(postgres_url: str) -> None:
     assert len(report.answers["unregistered"]) == 3
     changes = dict(report.answers["changes"])
     assert changes == {
-        "moved": len(report.mutations.moved),
+        "moved": len(report.mutations.moved) + len(report.mutations.to_vendors),
         "changed": len(report.mutations.relabelled),
         "added": len(report.mutations.added),
         "removed": len(report.mutations.unclaimed) + len(report.mutations.deleted),
@@ -89,6 +92,8 @@ def test_demo_on_postgres(postgres_url: str) -> None:
     [(then, now)] = report.answers["owned_then"]
     assert then - now >= len(report.mutations.moved)
     assert len(report.answers["history"]) == 2
+    sold = sum(row[-1] for row in report.answers["vendor_devices"])
+    assert sold == len(report.mutations.to_vendors) > 0
     # A second demo into the same (now not empty) PostgreSQL database is refused.
     result = CliRunner().invoke(main, ["demo", "--database-url", postgres_url])
     assert result.exit_code == 2
