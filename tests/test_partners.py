@@ -431,3 +431,14 @@ def test_a_device_two_partners_know_stays_as_it_is_when_one_is_synced_alone(
         assert all(p.devices_seen > 0 for p in result.partners)
     assert rows(engine, "SELECT COUNT(*) FROM device_versions") == versions
     assert all(current(engine)[d] == A for d in shared)
+
+
+def test_v_devices_names_a_vendors_customer(engine: Engine, db_url: str) -> None:
+    emu = fleet()
+    vendor = emu.fleet.vendors_of(A)[0]
+    device_id = sorted(known(emu, A) - known(emu, B))[0]
+    emu.move_device(device_id, vendor.customers[0].company_id, partner_id=A)
+    assert sync(emu, settings(emu, db_url, [{"id": A}, {"id": B}])).status == "succeeded"
+    assert rows(
+        engine, "SELECT company_id, company_name FROM v_devices WHERE device_id = :d", d=device_id
+    ) == [(vendor.customers[0].company_id, vendor.customers[0].company_name)]

@@ -49,7 +49,7 @@ KEY_COLUMNS = {
     ),
 }  # fmt: skip
 # computed view columns: a CAST gives them their type (declared from SQLite 3.41 on)
-COMPUTED = {("v_devices", "company_id"), ("v_devices", "metadata")}
+COMPUTED = {("v_devices", "company_id"), ("v_devices", "metadata"), ("v_devices", "company_name")}
 COMPUTED |= {("v_customer_device_counts", "devices"), ("v_device_changes", "change")}
 COMPUTED |= {("v_reconciliation", "company_id"), ("v_reconciliation", "state")}
 PUBLIC = Base.metadata.sorted_tables
@@ -281,13 +281,13 @@ def test_v_device_changes_after_a_week_of_business(synced: tuple[Engine, Emulato
         ).all()
         times = conn.execute(text("SELECT changed_at FROM v_device_changes")).scalars().all()
     assert counts == {
-        "moved": len(m.moved),
+        "moved": len(m.moved) + len(m.to_vendors),
         "changed": len(m.relabelled),
         "added": len(m.added),
         "removed": len(m.unclaimed) + len(m.deleted),
     }
-    assert {r.device_id for r in moved} == set(m.moved)
-    assert {(r.previous_company_id, r.company_id) for r in moved} == {
+    assert {r.device_id for r in moved} == set(m.moved) | set(m.to_vendors)
+    assert {(r.previous_company_id, r.company_id) for r in moved if r.device_id in m.moved} == {
         (m.from_company, m.to_company)
     }
     assert times == sorted(times)  # oldest first

@@ -65,7 +65,10 @@ CREATE VIEW v_devices AS
 SELECT d.device_id, d.partner_id, d.imei, d.imei2, d.meid, d.meid2, d.serial_number,
        d.manufacturer, d.model, d.chrome_os_attested_device_id, d.device_type,
        CAST({owner} AS BIGINT) AS company_id,
-       cu.company_name,
+       CAST(COALESCE(cu.company_name,
+                     (SELECT MIN(vc.company_name) FROM vendor_customers vc
+                       WHERE vc.partner_id = d.partner_id AND vc.company_id = {owner}
+                         AND vc.removed_at IS NULL)) AS TEXT) AS company_name,
        c.google_workspace_customer_id,
        CAST({metadata} AS {json_type}) AS metadata
 FROM devices d
