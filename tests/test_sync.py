@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,13 +14,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from inventory import db
 from inventory.api import CUSTOMERS_PAGE_SIZE
 from inventory.emulator import Emulator, FaultConfig, generate_fleet, serve
 from inventory.errors import ConfigError, LockedError
 from inventory.store import WriterLock, make_engine
 from inventory.sync import fetch, run_sync, staging
-from inventory.sync.fetch import SWITCH_INTERVAL_S
 from tests.syncutil import (
     ZT,
     FakeSleep,
@@ -448,27 +445,6 @@ def test_bad_identifiers_csv_is_reported_before_any_call(
     with pytest.raises(ConfigError, match="colour"):
         sync(emu, settings_for(emu, db_url, sync={"identifiers_file": str(csv)}))
     assert sum(emu.counts().values()) == 0
-
-
-def test_the_gil_switch_interval_is_short_only_while_pages_stream(
-    emu: Emulator, tmp_path: Path
-) -> None:
-    """Fetching threads get the GIL back quickly during the run; the process keeps its setting."""
-    url = f"sqlite:///{tmp_path / 'inventory.db'}"
-    engine = make_engine(url)
-    db.upgrade(engine)
-    engine.dispose()
-    before = sys.getswitchinterval()
-    seen: list[tuple[str, float]] = []
-    result = sync(
-        emu,
-        settings_for(emu, url),
-        on_progress=lambda p: seen.append((p.phase, sys.getswitchinterval())),
-    )
-    assert result.status == "succeeded"
-    assert {v for phase, v in seen if phase == "devices"} == {min(before, SWITCH_INTERVAL_S)}
-    assert {v for phase, v in seen if phase in ("customers", "merging", "done")} == {before}
-    assert sys.getswitchinterval() == before
 
 
 def _is_customers_list(request: httpx.Request) -> bool:

@@ -14,10 +14,8 @@ import collections
 import heapq
 import math
 import queue
-import sys
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -27,39 +25,7 @@ from inventory.errors import CancelledError
 QUEUE_PAGES_PER_WORKER = 2
 POLL_S = 0.2  # how often a waiting consumer checks whether it should stop
 JOIN_S = 5.0  # how long the consumer waits for the threads when the fetching ends
-
-# While pages stream in, the consumer's thread is busy with Python work and the fetching
-# threads wait for the GIL after every socket read: CPython makes a waiting thread wait up to
-# the switch interval (5 ms by default). With 100 ms calls that made each call take about
-# 130 ms as the client saw it (107 ms for a client with no other work); 0.5 ms brought it to
-# about 118 ms.
-SWITCH_INTERVAL_S = 0.0005
 T = TypeVar("T")
-_switch_lock = threading.Lock()
-_switch_users = 0
-_switch_saved = 0.0
-
-
-@contextmanager
-def short_gil_slices() -> Iterator[None]:
-    """Shorten the GIL switch interval while any fetching runs; restore it after the last.
-
-    The switch interval is interpreter-wide: nested and concurrent uses are counted, so the
-    value saved by the first is the one the last restores.
-    """
-    global _switch_users, _switch_saved
-    with _switch_lock:
-        if _switch_users == 0:
-            _switch_saved = sys.getswitchinterval()
-            sys.setswitchinterval(min(_switch_saved, SWITCH_INTERVAL_S))
-        _switch_users += 1
-    try:
-        yield
-    finally:
-        with _switch_lock:
-            _switch_users -= 1
-            if _switch_users == 0:
-                sys.setswitchinterval(_switch_saved)
 
 
 class Halt:

@@ -53,7 +53,7 @@ from inventory.store.runs import (
 )
 from inventory.sync import merge, staging
 from inventory.sync.collect import Collector, Task
-from inventory.sync.fetch import Halt, PageFetcher, short_gil_slices
+from inventory.sync.fetch import Halt, PageFetcher
 from inventory.sync.plan import plan_listings
 from inventory.sync.progress import Phase, Progress
 from inventory.transform import BadRecordError, to_vendor_row
@@ -501,9 +501,8 @@ class _Run:
 
     def _fetch(self, tasks: list[Task]) -> None:
         """Fetch every task's pages and hand each to the collector as it arrives."""
-        with short_gil_slices():
-            self._notify(Phase.DEVICES)
-            self._collect(tasks)
+        self._notify(Phase.DEVICES)
+        self._collect(tasks)
         self.collector.stager.flush()
         self._collect_counters()
 
