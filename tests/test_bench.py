@@ -17,20 +17,26 @@ HEADER = (
 NUMBER = re.compile(r"[0-9][0-9,]*(\.[0-9]+)?")
 
 
-def test_the_quick_matrix_produces_its_figures(tmp_path: Path) -> None:
-    out = tmp_path / "results.md"
+def run_bench(*args: str, out: Path) -> str:
+    """``python -m bench --quick ARGS --db sqlite --out OUT``: its results, once it ran (exit
+    1 is a target missed at the quick sizes, not a failure)."""
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--scenarios", "7", "--db", "sqlite"]
-        + ["--matrix-configs", "zero-touch,both", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--quick", *args, "--db", "sqlite", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
-    assert run.returncode in (0, 1), run.stderr  # 1: a target missed at this tiny size
+    assert run.returncode in (0, 1), run.stderr
     assert "failed:" not in run.stdout, run.stdout
-    text = out.read_text(encoding="utf-8")
+    return out.read_text(encoding="utf-8")
+
+
+def test_the_quick_matrix_produces_its_figures(tmp_path: Path) -> None:
+    text = run_bench(
+        "--scenarios", "7", "--matrix-configs", "zero-touch,both", out=tmp_path / "results.md"
+    )
     lines = text.splitlines()
     start = lines.index(HEADER)
     rows = [line.strip("|").split("|") for line in lines[start + 2 : start + 6]]
@@ -51,19 +57,7 @@ def test_the_quick_matrix_produces_its_figures(tmp_path: Path) -> None:
 def test_the_quick_throughput_scenario_runs_its_baselines(tmp_path: Path) -> None:
     """Scenario 1's raw baseline plans and fetches with the product's own functions: a change
     of their signatures must not leave it broken until the next full benchmark."""
-    out = tmp_path / "results.md"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--scenarios", "1", "--db", "sqlite"]
-        + ["--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert run.returncode in (0, 1), run.stderr  # 1: a target missed at this tiny size
-    assert "failed:" not in run.stdout, run.stdout
-    text = out.read_text(encoding="utf-8")
+    text = run_bench("--scenarios", "1", out=tmp_path / "results.md")
     assert "| raw baseline |" in text
     assert "| zt-inventory sync |" in text
 
@@ -73,19 +67,7 @@ def test_the_quick_partners_scenario_runs_each_partner_alone_then_together(
 ) -> None:
     """Scenario 9 configures ``[[partners]]`` through the bench's child jobs: a change of the
     settings it builds must not leave it broken until the next full benchmark."""
-    out = tmp_path / "results.md"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--scenarios", "9", "--db", "sqlite"]
-        + ["--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert run.returncode in (0, 1), run.stderr  # 1: a target missed at this tiny size
-    assert "failed:" not in run.stdout, run.stdout
-    text = out.read_text(encoding="utf-8")
+    text = run_bench("--scenarios", "9", out=tmp_path / "results.md")
     rows = [line for line in text.splitlines() if line.startswith("| partner ")]
     assert len(rows) == 2
     together = next(line for line in text.splitlines() if "partners in one run" in line)
