@@ -61,6 +61,17 @@ ALLOWED: dict[str, set[str]] = {
         "sync",
         "transform",
     },
+    # the partners of a run: their lists, their listings' owners, the scope, their outcomes
+    "sync.partners": {
+        "api",
+        "config",
+        "errors",
+        "store",
+        "sync.collect",
+        "sync.plan",
+        "sync.staging",
+        "transform",
+    },
     # a reconcile run: identifier lookups only, on the sync's client stack and fetching
     "sync.reconcile": {
         "api",

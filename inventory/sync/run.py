@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Engine
 
 from inventory.api import Counters, Page, ZeroTouchClient, connect_partners
@@ -54,9 +53,15 @@ from inventory.store.runs import (
 from inventory.sync import merge, staging
 from inventory.sync.collect import Collector, Task
 from inventory.sync.fetch import Halt, PageFetcher
-from inventory.sync.plan import plan_listings
+from inventory.sync.partners import (
+    Owners,
+    PartnerLists,
+    PartnerRun,
+    scope_rows,
+    select_partners,
+    settle_outcomes,
+)
 from inventory.sync.progress import Phase, Progress
-from inventory.transform import BadRecordError, to_vendor_row
 
 if TYPE_CHECKING:
     import httpx
@@ -155,52 +160,6 @@ def run_sync(
         engine.dispose()
 
 
-def select_partners(settings: Settings, ids: Sequence[int] | None) -> list[PartnerSettings]:
-    """The configured partners to sync: those ``ids`` names, in the configuration's order
-    (every one when ``ids`` is empty or None).
-
-    Raises:
-        ConfigError: an id is not a configured partner's.
-    """
-    if not ids:
-        return list(settings.partners)
-    configured = [p.id for p in settings.partners]
-    unknown = [i for i in ids if i not in configured]
-    if unknown:
-        raise ConfigError(
-            f"--partner {', '.join(map(str, unknown))}: not a configured partner; "
-            f"expected one of {', '.join(map(str, configured))} ([partner] or [[partners]])"
-        )
-    return [p for p in settings.partners if p.id in ids]
-
-
-@dataclass
-class _Owners:
-    """What a partner's listings ask about."""
-
-    companies: list[int]
-    workspaces: list[str]
-    vendor_customers: list[int]  # its vendors' customers that are no customers of its own
-
-
-@dataclass
-class _Partner:
-    """One partner of a run: its settings, its client, what it listed and how it went."""
-
-    settings: PartnerSettings
-    index: int  # its place among the run's partners
-    client: ZeroTouchClient
-    subset: list[int]  # the customers to list; empty: every customer
-    result: PartnerResult
-    customers_whole: bool = False  # customers.list arrived whole
-    vendors_whole: bool = False  # vendors.list and every vendor's customers arrived whole
-
-    @property
-    def id(self) -> int:
-        """The partner id."""
-        return self.settings.id
-
-
 @dataclass
 class _Run:
     """A run in progress: its settings, its result so far and its live counters."""
@@ -224,7 +183,7 @@ class _Run:
     counts: dict[str, int] = field(default_factory=dict)  # staged devices per change
     counters: Counters = field(default_factory=Counters)
     progress: Progress = field(default_factory=Progress)
-    partners: list[_Partner] = field(default_factory=list)
+    partners: list[PartnerRun] = field(default_factory=list)
     _recorded: float = 0.0  # when the progress was last written to the run's row
 
     def __post_init__(self) -> None:
@@ -272,7 +231,7 @@ class _Run:
                 should_stop=self.halt,
             ) as clients:
                 self._start_partners(clients)
-                owners = [self._list_customers(p) for p in self.partners]
+                owners = [self._list(p) for p in self.partners]
                 tasks = self._plan(owners)
                 self._fetch(tasks)
                 self._decide()
@@ -295,7 +254,7 @@ class _Run:
             self.run_id = runs.open_run(self.engine, self.result, self.selected[0].id)
             self.result.run_id = self.run_id
         staging.create(self.writer)
-        self.collector = Collector(
+        self.collector = collector = Collector(
             staging.Stager(self.writer),
             self.progress,
             self._notify,
@@ -304,6 +263,9 @@ class _Run:
             self.settings.api.page_size,
             concurrency=self.settings.api.concurrency,
         )
+        self.lists = PartnerLists(
+            collector, self.writer, self.halt, self.settings.sync.google_workspace_customer_ids
+        )
 
     def _start_partners(self, clients: dict[int, ZeroTouchClient]) -> None:
         """The run's partners, each with its client and its customers to list."""
@@ -311,162 +273,28 @@ class _Run:
             subset = list(self.customers or settings.customers)
             result = PartnerResult(settings.id)
             self.result.partners.append(result)
-            self.partners.append(_Partner(settings, index, clients[settings.id], subset, result))
+            self.partners.append(PartnerRun(settings, index, clients[settings.id], subset, result))
 
-    def _list_customers(self, partner: _Partner) -> _Owners:
-        """Stage a partner's ``customers.list`` and vendors; return the owners to list: the
-        companies, the Workspace accounts (the listed customers' own, then the configured
-        ones), and the vendors' customers that are no customers of the partner's own.
-
-        A partner whose customers.list fails is left as it was (nothing of it is listed) while
-        the run's other partners go on; when it is the run's only partner, or every partner
-        failed, the run fails.
-        """
+    def _list(self, partner: PartnerRun) -> Owners:
+        """Stage a partner's customers.list and vendors: what its listings ask about."""
         self._notify(Phase.CUSTOMERS)
-        try:
-            for page in partner.client.iter_customer_pages():
-                self.collector.customer_page(partner.id, page)
-                if self.halt():
-                    raise CancelledError("cancelled")
-            workspaces = self.collector.customers_done(partner.id)
-        except (ApiError, ListingError) as exc:
-            self.collector.customers_failed(partner.id)
-            partner.result.status, partner.result.error = RunStatus.FAILED, str(exc)
-            last = partner is self.partners[-1]
-            if last and all(p.result.status == RunStatus.FAILED for p in self.partners):
-                raise
-            self.collector.warn(
-                f"partner {partner.id}: customers.list failed, so its customers and devices "
-                f"are left as they were: {exc}"
-            )
-            return _Owners([], [], [])
-        partner.customers_whole = True
-        partner.result.customers_seen = len(workspaces)
-        self.result.customers_seen += len(workspaces)
-        vendor_customers = self._list_vendors(partner)
-        companies = list(workspaces)
-        if partner.subset:
-            for missing in (c for c in partner.subset if c not in workspaces):
-                self.collector.warn(
-                    f"partner {partner.id}: customer {missing} is not in customers.list; "
-                    "listed anyway"
-                )
-            companies = list(partner.subset)
-            vendor_customers = []
-        # Chrome OS devices may be claimed for a customer's Workspace account alone, or for one
-        # that is no zero-touch customer of the reseller (sync.google_workspace_customer_ids).
-        spaces = [w for c in companies if (w := workspaces.get(c))]
-        spaces += self.settings.sync.google_workspace_customer_ids
-        vendors_only = [c for c in dict.fromkeys(vendor_customers) if c not in workspaces]
+        owners = self.lists.stage(partner, self.partners)
+        self.result.customers_seen += partner.result.customers_seen
         self._notify()  # the requests the lists took
-        return _Owners(companies, list(dict.fromkeys(spaces)), vendors_only)
+        return owners
 
-    def _list_vendors(self, partner: _Partner) -> list[int]:
-        """Stage a partner's vendors and their customers; return those customers' ids.
-
-        A vendor list that fails leaves the partner's vendors as they were (a warning; the run
-        is partial for the partner).
-        """
-        client, found = partner.client, list[int]()
-        try:
-            vendors = self._stage_list(
-                partner, "vendors.list", client.iter_vendor_pages(), staging.STAGED_VENDORS, None
-            )
-            for vendor_id in vendors:
-                pages = client.iter_vendor_customer_pages(vendor_id)
-                found += self._stage_list(
-                    partner,
-                    f"vendors.customers.list of vendor {vendor_id}",
-                    pages,
-                    staging.STAGED_VENDOR_CUSTOMERS,
-                    vendor_id,
-                )
-        except (ApiError, ListingError, BadRecordError) as exc:
-            if isinstance(exc, CancelledError):
-                raise
-            self.collector.warn(
-                f"partner {partner.id}: its vendors could not be listed, so they are left as "
-                f"they were: {exc}"
-            )
-            return found
-        partner.vendors_whole = True
-        return found
-
-    def _stage_list(
-        self,
-        partner: _Partner,
-        method: str,
-        pages: Iterator[Page],
-        table: Table,
-        vendor_id: int | None,
-    ) -> list[int]:
-        """Stage every page of a vendors list; return the ids it listed.
-
-        Raises:
-            ListingError: the count does not match ``totalSize``.
-            BadRecordError: a record cannot be stored.
-        """
-        ids, total = list[int](), None
-        for page in pages:
-            rows = []
-            for item in page.items:
-                row, unknown = to_vendor_row(item, partner.id, vendor_id)
-                self.collector.unknown.update(unknown)
-                rows.append(row)
-            staging.stage_rows(self.writer, table, rows)
-            ids += [r["vendor_id" if vendor_id is None else "company_id"] for r in rows]
-            total = page.total_size
-            if self.halt():
-                raise CancelledError("cancelled")
-        if total is not None and total != len(ids):
-            raise ListingError(f"{method} returned {len(ids)} but totalSize said {total}")
-        return ids
-
-    def _plan(self, owners: list[_Owners]) -> list[Task]:
-        """The listings (from the plan) and identifier lookups of the run, as fetch tasks:
-        each partner's listings are planned as a run of that partner alone would plan them,
-        then its vendors' customers' (few: a listing per section type and ``max_ids``)."""
+    def _plan(self, owners: list[Owners]) -> list[Task]:
+        """The listings (each partner's, as a run of it alone would plan them) and identifier
+        lookups of the run, as fetch tasks."""
         api, tasks = self.settings.api, list[Task]()
         for partner, listed in zip(self.partners, owners, strict=True):
-            if not partner.customers_whole:
-                continue
-            sections = partner.settings.section_types
-            with self.writer.begin():  # what the snapshot holds plans the listings
-                by_company, by_workspace = snapshot.devices_per_owner(
-                    self.writer, sections, partner.id if len(self.partners) > 1 else None
-                )
-            planned = plan_listings(
-                listed.companies,
-                listed.workspaces,
-                sections,
+            tasks += self.lists.listing_tasks(
+                partner,
+                listed,
                 concurrency=api.concurrency,
                 max_ids=api.max_ids_per_request,
-                by_company=by_company,
-                by_workspace=by_workspace,
+                alone=len(self.partners) == 1,
             )
-            tasks += [
-                self.collector.listing_task(
-                    partner.id,
-                    p.section_type,
-                    p.company_ids,
-                    p.google_workspace_customer_ids,
-                    p.expected_devices,
-                )
-                for p in planned
-            ]
-            size = max(1, api.max_ids_per_request)
-            vendors = listed.vendor_customers
-            tasks += [
-                self.collector.listing_task(
-                    partner.id,
-                    section,
-                    chunk,
-                    [],
-                    sum(by_company.get(c, 0) for c in chunk),
-                )
-                for section in sections
-                for chunk in (vendors[i : i + size] for i in range(0, len(vendors), size))
-            ]
         if self.identifiers is not None:
             tasks += self._lookups(self.identifiers)
         return tasks
@@ -534,7 +362,7 @@ class _Run:
         result, writer = self.result, self.writer
         owner_listings = [x for x in result.listings if x.kind == ListingKind.FIND_BY_OWNER]
         staging.stage_coverage(writer, owner_listings)
-        staging.stage_scope(writer, self._scope())
+        staging.stage_scope(writer, scope_rows(self.settings.partners, self.partners))
         for x in result.listings:
             if x.kind == ListingKind.FIND_BY_IDENTIFIER:
                 x.complete = self.collector.identifiers_complete
@@ -553,7 +381,7 @@ class _Run:
                 )
         self._notify(Phase.MERGING)
         staging.refresh_statistics(writer)
-        claimless = [p.id for p in self.partners if self._everyone(p)]
+        claimless = [p.id for p in self.partners if p.everyone]
         merge.stage_removals(
             writer, claimless_partners=claimless if self.collector.identifiers_complete else []
         )
@@ -572,47 +400,13 @@ class _Run:
                 "the API sent fields this version does not know (kept in raw): %s",
                 ", ".join(f"{k} x{v}" for k, v in sorted(self.collector.unknown.items())),
             )
-        self._partner_outcomes()
+        seen = merge.devices_per_listing(writer, _SEEN)
+        settle_outcomes(self.partners, result.listings, seen)
         # a removal left unchecked, or whose check failed, leaves its device as it was
         unchecked = self.counts.get("unconfirmed", 0) + self.collector.unchecked
         partial = unchecked or any(not x.complete for x in result.listings)
         partial = partial or any(p.result.status != RunStatus.SUCCEEDED for p in self.partners)
         result.status = RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED
-
-    def _everyone(self, partner: _Partner) -> bool:
-        """True when the run listed every customer of the partner (and its vendors'): an owner
-        no listing asked about has left it."""
-        return partner.customers_whole and partner.vendors_whole and not partner.subset
-
-    def _scope(self) -> list[tuple[int, str, str]]:
-        """(partner, section type, mode) of every configured partner: see ``StagingScope``."""
-        synced = {p.id: p for p in self.partners}
-        rows = []
-        for settings in self.settings.partners:
-            partner = synced.get(settings.id)
-            if partner is None or not partner.customers_whole:
-                mode = "skipped"
-            else:
-                mode = "everyone" if self._everyone(partner) else "explicit"
-            rows += [(settings.id, section, mode) for section in settings.section_types]
-        return rows
-
-    def _partner_outcomes(self) -> None:
-        """How each partner went: failed (set when its customers.list failed), partial (an
-        incomplete listing, or its vendors), or succeeded; and the devices it saw."""
-        seen: dict[int, int] = {}
-        whose = {x.listing_id: x.partner_id for x in self.result.listings}
-        for listing_id, devices in merge.devices_per_listing(self.writer, _SEEN).items():
-            if listing_id in whose:  # not the few a removal check found
-                seen[whose[listing_id]] = seen.get(whose[listing_id], 0) + devices
-        for partner in self.partners:
-            outcome = partner.result
-            outcome.devices_seen = seen.get(partner.id, 0)
-            if outcome.status == RunStatus.FAILED:
-                continue
-            listings = [x for x in self.result.listings if x.partner_id == partner.id]
-            whole = partner.vendors_whole and all(x.complete for x in listings)
-            outcome.status = RunStatus.SUCCEEDED if whole else RunStatus.PARTIAL
 
     def _check_removals(self) -> None:
         """Ask the API for each device a complete listing should have returned but did not,
