@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-
-from sqlalchemy import Table
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING
 
 from inventory.api import Page, ZeroTouchClient
 from inventory.config import PartnerSettings, Settings
@@ -27,6 +25,10 @@ from inventory.sync import staging
 from inventory.sync.collect import Collector, Task
 from inventory.sync.plan import plan_listings
 from inventory.transform import BadRecordError, to_vendor_row
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.engine import Connection
 
 
 def select_partners(settings: Settings, ids: Sequence[int] | None) -> list[PartnerSettings]:
