@@ -143,15 +143,21 @@ def stage_removals(conn: Connection, *, claimless_partners: Sequence[int]) -> No
     its partner is among ``claimless_partners`` (a full run of it whose identifier lookups all
     succeeded).
     """
+    # The devices the run did not see come first, as a set of their own (MATERIALIZED): few,
+    # and found by one anti-join. Left to itself, PostgreSQL's planner checked every current
+    # device's claims first (0.65 s of an unchanged re-sync of 100,000 devices).
     _execute(
         conn,
         f"""
+        WITH unseen AS MATERIALIZED (
+            SELECT d.device_id, d.content_hash, d.partner_id FROM devices d
+            WHERE d.removed_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM sync_staging_devices s
+                              WHERE s.device_id = d.device_id))
         INSERT INTO sync_staging_devices (device_id, listing_id, change, content_hash, partner_id)
         SELECT d.device_id, {REMOVAL_LISTING}, 'removed', d.content_hash, d.partner_id
-        FROM devices d
-        WHERE d.removed_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM sync_staging_devices s WHERE s.device_id = d.device_id)
-          AND NOT EXISTS (SELECT 1 FROM device_claims c {_IN_SCOPE}
+        FROM unseen d
+        WHERE NOT EXISTS (SELECT 1 FROM device_claims c {_IN_SCOPE}
                           WHERE c.device_id = d.device_id AND {_BLOCKING})
           AND (d.partner_id IN :claimless OR EXISTS (SELECT 1 FROM device_claims c {_IN_SCOPE}
                                                      WHERE c.device_id = d.device_id))
@@ -172,12 +178,13 @@ def removal_candidates(conn: Connection) -> list[tuple[int, int]]:
     rows = _execute(
         conn,
         f"""
-        SELECT s.device_id, MIN(sc.partner_id) FROM sync_staging_devices s
+        WITH removed AS MATERIALIZED (
+            SELECT device_id FROM sync_staging_devices WHERE change = 'removed')
+        SELECT s.device_id, MIN(sc.partner_id) FROM removed s
         JOIN devices d ON d.device_id = s.device_id
         JOIN device_claims c ON c.device_id = s.device_id
         {_IN_SCOPE}
-        WHERE s.change = 'removed'
-          AND EXISTS (SELECT 1 FROM sync_staging_coverage v WHERE v.complete AND {_MATCHES})
+        WHERE EXISTS (SELECT 1 FROM sync_staging_coverage v WHERE v.complete AND {_MATCHES})
         GROUP BY s.device_id
         ORDER BY s.device_id
         """,
