@@ -264,7 +264,11 @@ class _Run:
             concurrency=self.settings.api.concurrency,
         )
         self.lists = PartnerLists(
-            collector, self.writer, self.halt, self.settings.sync.google_workspace_customer_ids
+            collector,
+            self.writer,
+            self.halt,
+            self.settings.sync.google_workspace_customer_ids,
+            concurrency=self.settings.api.concurrency,
         )
 
     def _start_partners(self, clients: dict[int, ZeroTouchClient]) -> None:
