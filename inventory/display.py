@@ -257,6 +257,13 @@ def status_items(data: dict[str, Any], where: str) -> list[str | Table]:
     partners = data.get("partners") or []
     if len(partners) > 1:  # one line per reseller account: when each was last synced whole
         for p in partners:
+            if p["full_run_id"] is None:
+                lines.append(
+                    f"Partner {p['partner_id']}: never synced in full yet (see the warnings "
+                    "of the last run, then `zt-inventory sync --partner "
+                    f"{p['partner_id']}`)"
+                )
+                continue
             lines.append(
                 f"Partner {p['partner_id']}: last synced in full by run {p['full_run_id']}, "
                 f"finished {cell(p['full_finished_at'])}, {humanize_age(p['age_s'])} ago"

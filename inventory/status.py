@@ -29,8 +29,9 @@ def collect_status(conn: Connection, limit: int) -> dict[str, Any]:
         snapshot's ``run_id``, ``status``, ``scope`` and ``finished_at`` are those of the newest
         run readers see the result of; ``age_s`` is how long ago the newest succeeded ``full``
         run (``full_run_id``) finished: only such a run tells how fresh the whole fleet is.
-        ``partners`` has each partner's newest run that brought all of its listings whole
-        (a ``full`` run it did not fail in, or a ``sync --partner`` of it).
+        ``partners`` has each partner a run synced, with its newest run that brought all of
+        its listings whole (a ``full`` run it did not fail in, or a ``sync --partner`` of it;
+        None: none yet).
     """
     recent = runs.recent_runs(conn, limit)
     listings: dict[str, Any] = {}
@@ -62,14 +63,16 @@ def collect_status(conn: Connection, limit: int) -> dict[str, Any]:
         snap["status"] = last_good["status"]
         snap["scope"] = last_good["scope"]
         snap["finished_at"] = last_good["finished_at"]
+    newest = runs.last_full_per_partner(conn)
     partners = [
         {
             "partner_id": partner_id,
-            "full_run_id": last["run_id"],
-            "full_finished_at": last["finished_at"],
-            "age_s": _age_s(last["finished_at"]),
+            "full_run_id": last["run_id"] if last else None,
+            "full_finished_at": last["finished_at"] if last else None,
+            "age_s": _age_s(last["finished_at"]) if last else None,
         }
-        for partner_id, last in sorted(runs.last_full_per_partner(conn).items())
+        for partner_id in runs.partners_synced(conn)
+        for last in [newest.get(partner_id)]
     ]
     return {"snapshot": snap, "last_run_listings": listings, "runs": recent, "partners": partners}
 

@@ -442,3 +442,20 @@ def test_v_devices_names_a_vendors_customer(engine: Engine, db_url: str) -> None
     assert rows(
         engine, "SELECT company_id, company_name FROM v_devices WHERE device_id = :d", d=device_id
     ) == [(vendor.customers[0].company_id, vendor.customers[0].company_name)]
+
+
+def test_status_names_a_partner_never_synced_whole(engine: Engine, db_url: str, keys: Path) -> None:
+    """Found running sync against a key linked to one of two accounts: status said only that
+    no full run had succeeded, not which partner was missing."""
+    from inventory.display import status_items
+    from inventory.status import collect_status
+
+    emu = fleet(auth="token")
+    key = emu.write_service_account_key(keys / "a.json", partner_ids=[A])
+    result = sync(emu, settings(emu, db_url, [{"id": A}, {"id": B}], credentials=str(key)))
+    assert result.status == "partial"
+    with engine.connect() as conn:
+        data = collect_status(conn, 5)
+    lines = [x for x in status_items(data, "db") if isinstance(x, str)]
+    assert any(x.startswith(f"Partner {A}: last synced in full by run 1,") for x in lines)
+    assert f"Partner {B}: never synced in full yet" in "\n".join(lines)

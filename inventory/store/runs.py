@@ -387,6 +387,13 @@ def last_full_success(conn: Connection) -> dict[str, Any] | None:
     return {"run_id": row.run_id, "finished_at": row.finished_at.astimezone(UTC)}
 
 
+def partners_synced(conn: Connection) -> list[int]:
+    """Every partner a run has synced (or tried to), by id."""
+    partners = SyncRunPartner.__table__.c
+    query = select(partners.partner_id).distinct().order_by(partners.partner_id)
+    return [int(r[0]) for r in conn.execute(query)]
+
+
 def last_full_per_partner(conn: Connection) -> dict[int, dict[str, Any]]:
     """{partner id: its newest run (``run_id``, ``finished_at``) that brought every listing of
     that partner in whole}, for each partner any applied run synced.
