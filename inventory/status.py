@@ -64,16 +64,18 @@ def collect_status(conn: Connection, limit: int) -> dict[str, Any]:
         snap["scope"] = last_good["scope"]
         snap["finished_at"] = last_good["finished_at"]
     newest = runs.last_full_per_partner(conn)
-    partners = [
-        {
-            "partner_id": partner_id,
-            "full_run_id": last["run_id"] if last else None,
-            "full_finished_at": last["finished_at"] if last else None,
-            "age_s": _age_s(last["finished_at"]) if last else None,
-        }
-        for partner_id in runs.partners_synced(conn)
-        for last in [newest.get(partner_id)]
-    ]
+    partners = []
+    for partner_id in runs.partners_synced(conn):
+        last = newest.get(partner_id)
+        when = None if last is None else last["finished_at"]
+        partners.append(
+            {
+                "partner_id": partner_id,
+                "full_run_id": None if last is None else last["run_id"],
+                "full_finished_at": when,
+                "age_s": None if when is None else _age_s(when),
+            }
+        )
     return {"snapshot": snap, "last_run_listings": listings, "runs": recent, "partners": partners}
 
 

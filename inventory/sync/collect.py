@@ -87,6 +87,12 @@ class Lookups:
     complete: bool = True
     _found: dict[tuple[int, int], _Found] = field(default_factory=dict)  # (partner, line)
 
+    def lines(self) -> tuple[int, int]:
+        """(CSV rows looked up, rows whose device some partner found): each partner looks
+        every row up, so a row can have a lookup per partner."""
+        found = {x["line_number"] for x in self.rows if x["found"]}
+        return len({x["line_number"] for x in self.rows}), len(found)
+
     def malformed(self, rows: Iterable[IdentifierRow], partner_id: int) -> None:
         """Record the rows that have an ``error``: stored with it, not looked up."""
         for row in rows:

@@ -162,7 +162,7 @@ def stage_removals(conn: Connection, *, claimless_partners: Sequence[int]) -> No
           AND (d.partner_id IN :claimless OR EXISTS (SELECT 1 FROM device_claims c {_IN_SCOPE}
                                                      WHERE c.device_id = d.device_id))
         """,
-        {"claimless": [*claimless_partners, -1]},  # never empty: IN () is no SQL
+        {"claimless": list(claimless_partners)},
     )
 
 
@@ -263,7 +263,7 @@ def customer_changes(conn: Connection, partners: Sequence[int]) -> tuple[int, in
         "AND c.partner_id IN :partners AND NOT EXISTS "
         "(SELECT 1 FROM sync_staging_customers s WHERE s.partner_id = c.partner_id "
         "AND s.company_id = c.company_id)",
-        {"partners": [*partners, -1]},
+        {"partners": list(partners)},
     )
     return int(added[0][0]), int(removed[0][0])
 

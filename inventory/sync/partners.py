@@ -176,8 +176,6 @@ class PartnerLists:
                         vendor_id,
                     )
         except (ApiError, ListingError, BadRecordError) as exc:
-            if isinstance(exc, CancelledError):
-                raise
             self.collector.warn(
                 f"partner {partner.id}: its vendors could not be listed, so they are left as "
                 f"they were: {exc}"

@@ -174,8 +174,8 @@ class _Reconcile:
 
     def __post_init__(self) -> None:
         self.partner_id = self.settings.partners[0].id
-        self.listings = {  # one lookup listing per partner
-            p.id: ListingResult(
+        self.listings = [  # one lookup listing per partner
+            ListingResult(
                 listing_id=0,
                 kind=ListingKind.FIND_BY_IDENTIFIER,
                 section_type=None,
@@ -184,7 +184,7 @@ class _Reconcile:
                 partner_id=p.id,
             )
             for p in self.settings.partners
-        }
+        ]
         self.result = SyncResult(
             run_id=None,
             status=RunStatus.RUNNING,
@@ -192,7 +192,7 @@ class _Reconcile:
             dry_run=False,
             started_at=datetime.now(UTC),
             scope=RunScope.IDENTIFIERS,
-            listings=list(self.listings.values()),
+            listings=list(self.listings),
         )
 
     def execute(
@@ -232,7 +232,7 @@ class _Reconcile:
         ``lookups``."""
         tasks = [
             Task(listing, row, 1.0)
-            for listing in self.listings.values()
+            for listing in self.listings
             for row in self.rows
             if row.error is None
         ]
@@ -285,13 +285,11 @@ class _Reconcile:
         result = self.result
         result.status = RunStatus.SUCCEEDED if self.lookups.complete else RunStatus.PARTIAL
         failed = sum(1 for x in self.lookups.rows if x["error"])
-        for listing in self.listings.values():
+        for listing in self.listings:
             listing.complete = self.lookups.complete
             listing.error = None if self.lookups.complete else f"{failed} row(s) with errors"
         self._finish()
-        lines = self.lookups.rows
-        result.identifiers_looked_up = len({x["line_number"] for x in lines})
-        result.identifiers_found = len({x["line_number"] for x in lines if x["found"]})
+        result.identifiers_looked_up, result.identifiers_found = self.lookups.lines()
         with self.engine.begin() as conn:
             assert result.finished_at is not None
             merge.apply_lookups(conn, self._run_id, self.lookups.rows, result.finished_at)

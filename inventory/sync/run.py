@@ -2,11 +2,11 @@
 
 The run takes the database's writer lock and opens its ``sync_runs`` row; lists each
 partner's customers and vendors; plans the findByOwner listings; fetches their pages (and the
-identifier lookups) and stages
-them as they arrive; decides what changed, what is left as it was and what is removed; and
-applies it all in one transaction with the run's record (SPEC "What a sync guarantees"). Each
-step is a function of its own module: ``api`` (the client stack), ``plan``, ``fetch``,
-``collect`` (what each page means), ``staging``, ``merge`` and ``store.runs`` (the record).
+identifier lookups) and stages them as they arrive; decides what changed, what is left as it
+was and what is removed; and applies it all in one transaction with the run's record (SPEC
+"What a sync guarantees"). Each step is a function of its own module: ``api`` (the client
+stack), ``partners``, ``plan``, ``fetch``, ``collect`` (what each page means), ``staging``,
+``merge`` and ``store.runs`` (the record).
 
 A run syncs every configured partner (``[[partners]]``), or those ``partners`` names: each with
 its own client and token, partners behind one key file sharing one quota limiter (Google counts
@@ -184,6 +184,7 @@ class _Run:
     counters: Counters = field(default_factory=Counters)
     progress: Progress = field(default_factory=Progress)
     partners: list[PartnerRun] = field(default_factory=list)
+    clients: dict[int, ZeroTouchClient] = field(default_factory=dict)  # by partner id
     _recorded: float = 0.0  # when the progress was last written to the run's row
 
     def __post_init__(self) -> None:
@@ -273,6 +274,7 @@ class _Run:
 
     def _start_partners(self, clients: dict[int, ZeroTouchClient]) -> None:
         """The run's partners, each with its client and its customers to list."""
+        self.clients = clients
         for index, settings in enumerate(self.selected):
             subset = list(self.customers or settings.customers)
             result = PartnerResult(settings.id)
@@ -328,9 +330,6 @@ class _Run:
         self.collector.lookups_planned = len(tasks)
         return tasks
 
-    def _client(self, partner_id: int) -> ZeroTouchClient:
-        return next(p.client for p in self.partners if p.id == partner_id)
-
     def _fetch(self, tasks: list[Task]) -> None:
         """Fetch every task's pages and hand each to the collector as it arrives."""
         self._notify(Phase.DEVICES)
@@ -339,8 +338,7 @@ class _Run:
         self._collect_counters()
 
     def _collect(self, tasks: list[Task]) -> None:
-        collector, size = self.collector, self.settings.api.page_size
-        clients = {p.id: p.client for p in self.partners}
+        collector, size, clients = self.collector, self.settings.api.page_size, self.clients
         fetcher = PageFetcher(
             tasks,
             lambda task: _open_pages(clients[task.listing.partner_id], task, size),
@@ -430,7 +428,7 @@ class _Run:
         sections = list(dict.fromkeys(s for p in self.selected for s in p.section_types))
         found = self.collector.check_removals(
             checked,
-            lambda pair: _check_pages(self._client(pair[1]), pair[0]),
+            lambda pair: _check_pages(self.clients[pair[1]], pair[0]),
             sections,
             self.halt,
         )
@@ -456,9 +454,9 @@ class _Run:
             merge.apply_lookups(writer, self.run_id, lookups, now)
             result.finished_at = datetime.now(UTC)  # restamped once the commit is done
             runs.record_run(writer, result)
-        found = {x["line_number"] for x in lookups if x["found"]}
-        result.identifiers_looked_up = len({x["line_number"] for x in lookups})
-        result.identifiers_found = len(found)
+        result.identifiers_looked_up, result.identifiers_found = (
+            self.collector.identifier_lookups.lines()
+        )
         self._notify(Phase.DONE)
 
     # --- helpers -----------------------------------------------------------------------------

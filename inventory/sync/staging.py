@@ -48,8 +48,9 @@ from inventory.store.runs import ListingResult
 from inventory.transform import DeviceRows, device_hash_as_seen_by, json_text
 
 # The listing number of the findByIdentifier results of a run's first partner; its k-th
-# partner's are IDENTIFIER_LISTING + k. Below every findByOwner listing's: the merge keeps the
-# lowest-numbered complete listing's row of a device, and a lookup's is the newest.
+# partner's are IDENTIFIER_LISTING + k. Below every findByOwner listing's, as the one lookup
+# listing (0) was: the merge keeps the lowest-numbered complete listing's row of a device, so a
+# lookup's row is kept over a findByOwner listing's, and the first partner's over the next.
 IDENTIFIER_LISTING = -100
 REMOVAL_LISTING = -1  # the listing number of devices a run will mark removed
 CHECK_LISTING = -2  # the listing number of devices found by a removal check (devices.get)
